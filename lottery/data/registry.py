@@ -1,0 +1,149 @@
+"""Dataset registry: which files hold which domain, in which format, from where.
+
+A :class:`DatasetSpec` maps each canonical domain name to a list of files. Files of a
+*downloadable* dataset (``fdu-mtl``, ``blitzer``) are paths relative to the data root
+(``<cache>/data`` or ``$LOTTERY_DATA_MIRROR``) and are checked against a shipped
+sha256 file before use; files of a user dataset are plain paths, used as they are.
+
+User data, two ways:
+
+- in Python: ``register_dataset("mine", "mcauley2014", {"books": ["/data/Books_5.json.gz"]})``
+- from the command line: ``--set data.dataset=/path/to/mine.json`` where the JSON file
+  is ``{"format": "mcauley2014", "domains": {"books": ["Books_5.json.gz"]}}`` (relative
+  paths are relative to the JSON file).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lottery import config
+from lottery.data.errors import UnknownDomainError
+from lottery.data.readers import READERS
+
+FDU_MTL_DOMAINS: tuple[str, ...] = (
+    "apparel", "baby", "books", "camera_photo", "dvd", "electronics",
+    "health_personal_care", "imdb", "kitchen_housewares", "magazines", "MR", "music",
+    "software", "sports_outdoors", "toys_games", "video",
+)
+
+FDU_MTL_URL = ("https://github.com/FrankWork/fudan_mtl_reviews/raw/"
+               "3cb081d07167a2d97bfab2cf950c52acae3b0c2e/data/fudan-mtl-dataset.tar.gz")
+BLITZER_URL = "https://www.cs.jhu.edu/~mdredze/datasets/sentiment/domain_sentiment_data.tar.gz"
+
+# The paper's display names (Fig. 1 uses their initials): canonical -> paper name.
+_PAPER_NAMES: dict[str, str] = {v: k for k, v in config.PAPER_DOMAINS.items()}
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One dataset: its format, and per canonical domain the files to pool.
+
+    ``root`` is the folder (under the data root) that a download fills; for a user
+    dataset it is None and ``files`` holds ready-to-use paths.
+    """
+
+    name: str
+    format: str
+    files: dict[str, tuple[str, ...]]
+    root: str | None = None
+    url: str | None = None
+    checksums: str | None = None  # resource name of the shipped sha256 file
+    aliases: dict[str, str] = field(default_factory=dict)  # lower-case alias -> canonical
+
+    @property
+    def domains(self) -> tuple[str, ...]:
+        return tuple(self.files)
+
+    @property
+    def downloadable(self) -> bool:
+        return self.url is not None
+
+
+def _fdu_mtl() -> DatasetSpec:
+    files = {d: (f"fdu-mtl/{d}.task.train", f"fdu-mtl/{d}.task.test") for d in FDU_MTL_DOMAINS}
+    return DatasetSpec("fdu-mtl", "fdu-mtl", files, root="fdu-mtl", url=FDU_MTL_URL,
+                       checksums="fdu-mtl.sha256")
+
+
+def _blitzer() -> DatasetSpec:
+    folders = {"books": "books", "dvd": "dvd", "electronics": "electronics",
+               "kitchen_housewares": "kitchen_&_housewares"}
+    files = {d: tuple(f"blitzer-acl/sorted_data_acl/{f}/{s}.review"
+                      for s in ("positive", "negative")) for d, f in folders.items()}
+    return DatasetSpec("blitzer", "blitzer", files, root="blitzer-acl", url=BLITZER_URL,
+                       checksums="blitzer.sha256",
+                       aliases={"kitchen_&_housewares": "kitchen_housewares"})
+
+
+#: name -> spec. ``fdu-mtl`` is the default (``config.DataSettings.dataset``).
+DATASETS: dict[str, DatasetSpec] = {"fdu-mtl": _fdu_mtl(), "blitzer": _blitzer()}
+
+
+def register_dataset(name: str, format: str, files: dict[str, list[str | Path]],
+                     aliases: dict[str, str] | None = None) -> DatasetSpec:
+    """Register the user's own files (any format in ``READERS``) under ``name``.
+
+    Paths are used as given (no download, no checksum). Domain names are free; the
+    paper names (Books, Movies, ...) resolve to them when they match the FDU-MTL names.
+    """
+    if format not in READERS:
+        raise ValueError(f"unknown review format {format!r}; choose one of {sorted(READERS)}")
+    if not files:
+        raise ValueError("files must map at least one domain to a list of paths")
+    spec = DatasetSpec(name, format,
+                       {d: tuple(str(Path(p).expanduser()) for p in paths)
+                        for d, paths in files.items()},
+                       aliases={k.lower(): v for k, v in (aliases or {}).items()})
+    DATASETS[name] = spec
+    return spec
+
+
+def _spec_from_json(path: Path) -> DatasetSpec:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        fmt, domains = raw["format"], raw["domains"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: a dataset spec needs JSON "
+                         f'{{"format": ..., "domains": {{name: [files]}}}} ({exc})') from None
+    files = {d: [p if Path(p).is_absolute() else str(path.parent / p) for p in ps]
+             for d, ps in domains.items()}
+    return register_dataset(str(path), fmt, files, raw.get("aliases"))
+
+
+def get_dataset(name: str) -> DatasetSpec:
+    """The registered spec, or one read from a ``*.json`` spec file path."""
+    if name in DATASETS:
+        return DATASETS[name]
+    if name.endswith(".json") and Path(name).expanduser().is_file():
+        return _spec_from_json(Path(name).expanduser())
+    raise UnknownDomainError(f"unknown dataset {name!r}; registered: {sorted(DATASETS)} "
+                             f"(or give the path of a JSON dataset spec)")
+
+
+def resolve_domain(name: str, dataset: str = "fdu-mtl") -> str:
+    """Canonical domain name for ``name``: exact, case-insensitive, alias or paper name
+    (Books, Electronics, Movies, CDs, Home). Unknown -> ValueError listing valid names."""
+    spec = get_dataset(dataset)
+    if name in spec.files:
+        return name
+    lowered = name.strip().lower()
+    for domain in spec.files:
+        if domain.lower() == lowered:
+            return domain
+    if lowered in spec.aliases:
+        return spec.aliases[lowered]
+    for paper, domain in config.PAPER_DOMAINS.items():
+        if paper.lower() == lowered and domain in spec.files:
+            return domain
+    valid = sorted(spec.files, key=str.lower)
+    papers = [p for p, d in config.PAPER_DOMAINS.items() if d in spec.files]
+    raise UnknownDomainError(f"unknown domain {name!r} for dataset {spec.name!r}; valid: "
+                             f"{valid}" + (f" or paper names {papers}" if papers else ""))
+
+
+def paper_name(domain: str) -> str:
+    """Display name in the paper's terms ('dvd' -> 'Movies'); other domains unchanged."""
+    return _PAPER_NAMES.get(domain, domain)

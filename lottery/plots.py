@@ -1,0 +1,340 @@
+"""Altair charts for the book, rendered without any CDN.
+
+Altair's default renderers load Vega, Vega-Lite and vega-embed from a CDN, which
+fails offline. :func:`use_offline_renderer` registers a renderer whose HTML calls a
+global ``vegaEmbed`` that the book serves itself: :func:`write_vega_bundle` writes
+the bundle that ``vl-convert-python`` ships into the book's ``_static`` folder and
+``_config.yml`` lists it in ``html_js_files``. The rendered output also carries the
+Vega-Lite mime bundle, so the same notebook shows its charts in JupyterLab.
+
+The chart builders take the tidy frames of :mod:`lottery.book` summaries and return
+``alt.Chart`` objects with tooltips, a domain (or transfer-pair) drop-down and a
+clickable legend that highlights one strategy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import altair as alt
+import pandas as pd
+
+VEGA_BUNDLE_NAME = "vega-bundle.js"
+RENDERER_NAME = "lottery-offline"
+
+#: One colour per strategy, fixed so the same strategy looks the same in every chart.
+STRATEGY_COLOURS: dict[str, str] = {
+    "FULL-MODEL": "#555555",
+    "TICKET-RESET": "#1f77b4",
+    "TICKET-RANDOM": "#ff7f0e",
+    "RANDOM-PRUNING": "#2ca02c",
+    "TICKET-TARGET": "#1f77b4",
+    "MASKS-RESET": "#9467bd",
+    "MASKS-RANDOM": "#d62728",
+}
+
+
+# ------------------------------------------------------------------ offline renderer
+def vegalite_minor_version() -> str:
+    """The Vega-Lite version Altair writes specs for, as ``major.minor`` (e.g. ``6.4``)."""
+    major, minor, *_ = alt.SCHEMA_VERSION.lstrip("v").split(".")
+    return f"{major}.{minor}"
+
+
+def write_vega_bundle(static_dir: Path) -> Path:
+    """Write Vega + Vega-Lite + vega-embed (from vl-convert) into ``static_dir``.
+
+    The bundle defines the globals ``vegaEmbed``, ``vega`` and ``vegaLite``. It is
+    rewritten only when its content changes.
+    """
+    import vl_convert as vlc
+
+    version = vegalite_minor_version()
+    if version not in vlc.get_vegalite_versions():
+        raise RuntimeError(
+            f"vl-convert-python {vlc.__version__ if hasattr(vlc, '__version__') else ''} "
+            f"does not ship Vega-Lite {version} (Altair {alt.__version__} needs it); "
+            f"it has {vlc.get_vegalite_versions()}. Upgrade vl-convert-python."
+        )
+    # The bundle declares top-level consts (e.g. `_`) that clash with the page's other
+    # classic scripts; wrapped in a function they stay local. It publishes its API
+    # through explicit `window.*` assignments, which still reach the global scope.
+    bundle = ("/* Vega, Vega-Lite and vega-embed, bundled by vl-convert-python */\n"
+              "(function () {\n" + vlc.javascript_bundle(vl_version=version) + "\n})();\n")
+    static_dir.mkdir(parents=True, exist_ok=True)
+    path = static_dir / VEGA_BUNDLE_NAME
+    if not path.exists() or path.read_text(encoding="utf-8") != bundle:
+        path.write_text(bundle, encoding="utf-8")
+    return path
+
+
+def _chart_id(spec: dict) -> str:
+    # Deterministic (content-addressed) ids keep executed notebooks stable across runs.
+    digest = hashlib.sha1(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
+    return f"lottery-chart-{digest[:12]}"
+
+
+def render_offline(spec: dict, **_: object) -> dict[str, object]:
+    """Altair renderer: HTML that embeds ``spec`` with the page's global ``vegaEmbed``."""
+    div = _chart_id(spec)
+    payload = json.dumps(spec, sort_keys=True, default=str).replace("</", "<\\/")
+    html = (
+        f'<div id="{div}" class="lottery-chart"></div>\n'
+        '<script type="text/javascript">\n'
+        "(function () {\n"
+        f'  var el = document.getElementById("{div}");\n'
+        f"  var spec = {payload};\n"
+        '  if (typeof vegaEmbed === "undefined") {\n'
+        "    el.innerHTML = '<p class=\"lottery-chart-error\">Error loading script: "
+        f"{VEGA_BUNDLE_NAME} (vegaEmbed) is not loaded on this page.</p>';\n"
+        "    return;\n"
+        "  }\n"
+        '  vegaEmbed(el, spec, {"renderer": "svg", "actions": false}).catch(function (err) {\n'
+        "    el.innerHTML = '<pre class=\"lottery-chart-error\">Error rendering chart: ' + err + '</pre>';\n"
+        "  });\n"
+        "})();\n"
+        "</script>"
+    )
+    title = spec.get("title")
+    if isinstance(title, dict):
+        title = title.get("text")
+    return {
+        f"application/vnd.vegalite.v{alt.SCHEMA_VERSION.lstrip('v').split('.')[0]}+json": spec,
+        "text/html": html,
+        "text/plain": f"<chart: {title or 'untitled'}>",
+    }
+
+
+def use_offline_renderer() -> None:
+    """Make Altair render charts for the book (no CDN); idempotent."""
+    if RENDERER_NAME not in alt.renderers.names():
+        alt.renderers.register(RENDERER_NAME, render_offline)
+    alt.renderers.enable(RENDERER_NAME)
+
+
+# ------------------------------------------------------------------ sparsity axis
+def nines(sparsity: float | pd.Series) -> float | pd.Series:
+    """Position on the paper-like sparsity axis: ``-log10(1 - sparsity)``.
+
+    Equal steps of pruning (each round removes the same share of survivors) become
+    equal steps on this axis, so 0%, 35%, 58%, ..., 99% and 99.9% are spread out the
+    way the paper's non-uniform ticks are.
+    """
+    if isinstance(sparsity, pd.Series):
+        return -((1.0 - sparsity.clip(upper=1 - 1e-9)).map(math.log10))
+    return -math.log10(max(1.0 - float(sparsity), 1e-9))
+
+
+def sparsity_ticks(sparsities: Iterable[float], max_ticks: int = 9) -> list[float]:
+    """Axis positions (in :func:`nines` units) for a readable subset of the sparsities."""
+    values = sorted({round(nines(s), 6) for s in sparsities})
+    if len(values) <= max_ticks:
+        return values
+    step = math.ceil((len(values) - 1) / (max_ticks - 1))
+    picked = values[::step]
+    if picked[-1] != values[-1]:
+        picked.append(values[-1])
+    return picked
+
+
+# The label shows the sparsity (%) the axis position stands for, with as many decimals
+# as it takes to tell it from 100% (35%, 90%, 96.5%, 99.1%, 99.98%), like the paper's.
+_SPARSITY_LABEL = (
+    "format(100 * (1 - pow(10, -datum.value)), "
+    "datum.value <= 1 ? '.0f' : datum.value <= 2 ? '.1~f' : datum.value <= 3 ? '.2~f' "
+    ": datum.value <= 4 ? '.3~f' : '.4~f') + '%'"
+)
+
+
+def sparsity_axis(sparsities: Iterable[float], title: str = "sparsity (log-spaced)") -> alt.X:
+    return alt.X(
+        "x:Q",
+        title=title,
+        axis=alt.Axis(values=sparsity_ticks(sparsities), labelExpr=_SPARSITY_LABEL,
+                      labelAngle=-45, grid=True),
+        scale=alt.Scale(zero=True, nice=False),
+    )
+
+
+# ------------------------------------------------------------------ charts
+def accuracy_bands(
+    summary: pd.DataFrame,
+    *,
+    facet: str,
+    facet_title: str,
+    strategies: Sequence[str],
+    title: str,
+    columns: int = 3,
+    width: int = 190,
+    height: int = 160,
+) -> alt.FacetChart:
+    """Mean test accuracy (line) and mean ± std over seeds (band) vs sparsity.
+
+    ``summary`` has one row per (``facet`` value, strategy, round) with columns
+    ``sparsity``, ``x`` (= nines(sparsity)), ``mean``, ``std``, ``lo``, ``hi``, ``n``.
+    A drop-down picks one facet value (or all), clicking a legend entry highlights a
+    strategy, and hovering shows the numbers.
+    """
+    data = summary[summary["strategy"].isin(strategies)].copy()
+    options = list(dict.fromkeys(data[facet]))
+    pick = alt.param(
+        name="pick",
+        value="all",
+        bind=alt.binding_select(options=["all", *options], name=f"{facet_title}: "),
+    )
+    legend = alt.selection_point(fields=["strategy"], bind="legend", name="legend")
+    colour = alt.Color(
+        "strategy:N",
+        title="strategy",
+        sort=list(strategies),
+        scale=alt.Scale(domain=list(strategies),
+                        range=[STRATEGY_COLOURS.get(s, "#333333") for s in strategies]),
+    )
+    x = sparsity_axis(data["sparsity"])
+    tooltip = [
+        alt.Tooltip(f"{facet}:N", title=facet_title),
+        alt.Tooltip("strategy:N"),
+        alt.Tooltip("round:Q"),
+        alt.Tooltip("sparsity:Q", format=".3%"),
+        alt.Tooltip("mean:Q", title="mean test acc", format=".3f"),
+        alt.Tooltip("std:Q", title="std over seeds", format=".3f"),
+        alt.Tooltip("n:Q", title="seeds"),
+    ]
+    base = alt.Chart().encode(x=x, color=colour)
+    band = base.mark_area(opacity=0.18).encode(
+        y=alt.Y("lo:Q", title="test accuracy", scale=alt.Scale(zero=False)),
+        y2="hi:Q",
+        opacity=alt.condition(legend, alt.value(0.2), alt.value(0.03)),
+    )
+    line = base.mark_line(point=True).encode(
+        y=alt.Y("mean:Q", title="test accuracy", scale=alt.Scale(zero=False)),
+        strokeDash=alt.condition("datum.strategy == 'FULL-MODEL'", alt.value([5, 3]),
+                                 alt.value([1, 0])),
+        opacity=alt.condition(legend, alt.value(1.0), alt.value(0.15)),
+        tooltip=tooltip,
+    )
+    layered = alt.layer(band, line, data=data).properties(width=width, height=height)
+    return (
+        layered.facet(facet=alt.Facet(f"{facet}:N", title=None, sort=options), columns=columns)
+        .transform_filter(f"pick == 'all' || datum['{facet}'] == pick")
+        .add_params(pick, legend)
+        .properties(title=title)
+        .resolve_scale(y="independent")
+        .configure_legend(orient="top", columns=4, labelLimit=200)
+    )
+
+
+def difference_intervals(
+    diffs: pd.DataFrame, *, facet: str, facet_title: str, title: str, columns: int = 3,
+    width: int = 190, height: int = 160,
+) -> alt.FacetChart:
+    """Paired difference (mean and t-interval) vs sparsity, one panel per ``facet``."""
+    options = list(dict.fromkeys(diffs[facet]))
+    pick = alt.param(
+        name="pick", value="all",
+        bind=alt.binding_select(options=["all", *options], name=f"{facet_title}: "),
+    )
+    x = sparsity_axis(diffs["sparsity"])
+    tooltip = [
+        alt.Tooltip(f"{facet}:N", title=facet_title),
+        alt.Tooltip("comparison:N"),
+        alt.Tooltip("round:Q"),
+        alt.Tooltip("sparsity:Q", format=".3%"),
+        alt.Tooltip("mean_diff:Q", title="mean difference", format="+.3f"),
+        alt.Tooltip("ci_low:Q", title="95% CI low", format="+.3f"),
+        alt.Tooltip("ci_high:Q", title="95% CI high", format="+.3f"),
+        alt.Tooltip("n:Q", title="paired seeds"),
+    ]
+    base = alt.Chart().encode(x=x, color=alt.Color("comparison:N", title="comparison"))
+    band = base.mark_area(opacity=0.2).encode(
+        y=alt.Y("ci_low:Q", title="accuracy difference"), y2="ci_high:Q")
+    line = base.mark_line(point=True).encode(y="mean_diff:Q", tooltip=tooltip)
+    zero = alt.Chart().mark_rule(color="black", strokeDash=[2, 2]).encode(y=alt.datum(0))
+    layered = alt.layer(band, line, zero, data=diffs).properties(width=width, height=height)
+    return (
+        layered.facet(facet=alt.Facet(f"{facet}:N", title=None, sort=options), columns=columns)
+        .transform_filter(f"pick == 'all' || datum['{facet}'] == pick")
+        .add_params(pick)
+        .properties(title=title)
+        .configure_legend(orient="top", labelLimit=300)
+    )
+
+
+def spread_lines(
+    spread: pd.DataFrame, *, facet: str, facet_title: str, strategies: Sequence[str],
+    title: str, columns: int = 3, width: int = 190, height: int = 150,
+) -> alt.FacetChart:
+    """Standard deviation of test accuracy over seeds vs sparsity, per strategy."""
+    data = spread[spread["strategy"].isin(strategies)]
+    options = list(dict.fromkeys(data[facet]))
+    pick = alt.param(
+        name="pick", value="all",
+        bind=alt.binding_select(options=["all", *options], name=f"{facet_title}: "),
+    )
+    colour = alt.Color(
+        "strategy:N", sort=list(strategies),
+        scale=alt.Scale(domain=list(strategies),
+                        range=[STRATEGY_COLOURS.get(s, "#333333") for s in strategies]),
+    )
+    chart = alt.Chart(data).mark_line(point=True).encode(
+        x=sparsity_axis(data["sparsity"]),
+        y=alt.Y("std:Q", title="std of test accuracy over seeds"),
+        color=colour,
+        tooltip=[alt.Tooltip(f"{facet}:N", title=facet_title), "strategy:N", "round:Q",
+                 alt.Tooltip("sparsity:Q", format=".3%"),
+                 alt.Tooltip("std:Q", format=".4f"), alt.Tooltip("n:Q", title="seeds")],
+    ).properties(width=width, height=height)
+    return (
+        chart.facet(facet=alt.Facet(f"{facet}:N", title=None, sort=options), columns=columns)
+        .transform_filter(f"pick == 'all' || datum['{facet}'] == pick")
+        .add_params(pick)
+        .properties(title=title)
+        .configure_legend(orient="top", columns=4, labelLimit=200)
+    )
+
+
+def jsd_heatmap(jsd: pd.DataFrame, title: str) -> alt.LayerChart:
+    """Fig. 1: the JSD matrix (×1e5) as an annotated heatmap."""
+    order = list(dict.fromkeys(jsd["name_a"]))
+    base = alt.Chart(jsd).encode(
+        x=alt.X("name_b:N", title=None, sort=order),
+        y=alt.Y("name_a:N", title=None, sort=order),
+    )
+    cells = base.mark_rect().encode(
+        color=alt.Color("jsd_x1e5:Q", title="JSD ×1e5", scale=alt.Scale(scheme="blues")),
+        tooltip=[alt.Tooltip("name_a:N", title="domain"), alt.Tooltip("name_b:N", title="domain"),
+                 alt.Tooltip("jsd_x1e5:Q", title="JSD ×1e5", format=".1f"),
+                 alt.Tooltip("jsd:Q", title="JSD", format=".3e")],
+    )
+    text = base.mark_text(fontSize=12).encode(
+        text=alt.Text("jsd_x1e5:Q", format=".0f"),
+        color=alt.condition("datum.jsd_x1e5 > 0.6 * maxjsd", alt.value("white"),
+                            alt.value("black")),
+    ).transform_joinaggregate(maxjsd="max(jsd_x1e5)")
+    return (cells + text).properties(width=320, height=320, title=title)
+
+
+def length_histogram(lengths: pd.DataFrame, title: str) -> alt.Chart:
+    """Review length (subword pieces or tokens) distribution per domain, clipped at a cap."""
+    options = list(dict.fromkeys(lengths["name"]))
+    pick = alt.selection_point(fields=["name"], bind="legend", name="legend")
+    return (
+        alt.Chart(lengths)
+        .mark_line(interpolate="step-after")
+        .encode(
+            x=alt.X("bin_start:Q", title="review length (tokens, binned)"),
+            y=alt.Y("share:Q", title="share of reviews", axis=alt.Axis(format="%")),
+            color=alt.Color("name:N", title="domain", sort=options),
+            opacity=alt.condition(pick, alt.value(1.0), alt.value(0.15)),
+            tooltip=[alt.Tooltip("name:N", title="domain"),
+                     alt.Tooltip("bin_start:Q", title="from"),
+                     alt.Tooltip("bin_end:Q", title="to (excl.)"),
+                     alt.Tooltip("share:Q", format=".1%"), alt.Tooltip("count:Q")],
+        )
+        .add_params(pick)
+        .properties(width=520, height=240, title=title)
+    )
