@@ -6,7 +6,7 @@ PROFILE ?= course
 export LOTTERY_CACHE_DIR ?= $(CURDIR)/.cache
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: venv book test bench clean
+.PHONY: venv assets book test bench clean
 
 venv: $(VENV)/.installed
 
@@ -17,11 +17,22 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[book,test]'
 	touch $@
 
-book: venv
+# Offline book assets, fetched once: the Vega bundle from vl-convert-python (installed)
+# and MathJax 3 via `npm pack mathjax@3` (cached in $(LOTTERY_CACHE_DIR)/npm) into
+# book/_static and book/_extra (git-ignored). `lottery book` does the same on demand.
+assets: venv
+	$(VENV)/bin/lottery book --assets-only
+
+book: venv assets
 	$(VENV)/bin/lottery book --profile $(PROFILE)
 
-test: venv
+test: venv assets
 	$(PY) -m pytest -q
+
+# Engine vs the naive way on one job, in one process (benchmarks/bench.py; JSON in
+# benchmarks/results/). `make bench QUICK=1` (--quick) takes ~2 min on an idle 2-core machine.
+bench: venv
+	$(PY) benchmarks/bench.py $(if $(QUICK),--quick,)
 
 clean:
 	rm -rf book/_build book/chapters

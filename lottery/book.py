@@ -5,7 +5,8 @@ Chapters live in ``notebooks/`` as jupytext MyST notebooks. Building the book is
 1. jupytext: read each chapter source into a notebook;
 2. papermill: execute it with the chosen profile (and per-chapter parameters) into
    ``book/chapters/<name>.ipynb`` (git-ignored);
-3. ``jupyter-book build --all -W -n --keep-going book`` turns those into HTML.
+3. ``jupyter-book build --all -W -n --keep-going book --config _config.yml --toc _toc.yml``
+   turns those into HTML (config and table of contents live at the top of the repo).
 
 Chapters share results through the engine's run store (``lottery.tickets``), so the
 transfer chapter reuses the ticket chapter's masks, and a rebuild after a finished
@@ -149,6 +150,15 @@ class ChapterSettings:
         p = self.settings.prune.prune_fraction_per_round
         return [config.sparsity_after(p, r) for r in range(self.settings.prune.rounds + 1)]
 
+    @property
+    def control_label(self) -> str:
+        """Domains where the RANDOM-PRUNING control runs (all, unless the profile limits it)."""
+        control = getattr(self.settings, "control_domains", None)
+        if not control:
+            return "all domains"
+        shown = [display_name(d) for d in self.domains if d in control]
+        return ", ".join(shown) if shown else "none of the selected domains"
+
     def describe(self) -> pd.DataFrame:
         """The settings a reader needs to interpret the chapter, as a two-column table."""
         s = self.settings
@@ -167,6 +177,7 @@ class ChapterSettings:
             ("pruning", f"p = {s.prune.prune_fraction_per_round:.0%} per round, "
                         f"{s.prune.rounds} rounds → {self.sparsities[-1]:.2%} sparsity"),
             ("seeds", ", ".join(str(x) for x in self.seeds)),
+            ("RANDOM-PRUNING control", self.control_label),
             ("transfer pairs", ", ".join(pair_label(a, b) for a, b in self.pairs) or "none"),
         ]
         return pd.DataFrame(rows, columns=["setting", "value"]).set_index("setting")
@@ -303,6 +314,25 @@ def setup_notebook() -> None:
     pd.set_option("display.max_colwidth", None)
     pd.set_option("display.width", 200)
     warnings.filterwarnings("ignore", message="IProgress not found")
+
+
+def stored_results(run: ChapterSettings, transfer: bool = True
+                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The ticket and transfer results for ``run``, for chapters that summarise them.
+
+    In a book build the ticket and transfer chapters have trained everything already, so
+    this reads the run store in this process (``workers=1``: no worker start-up). Run on
+    its own it trains what is missing, one network at a time. Without transfer pairs
+    the second frame is empty.
+    """
+    from lottery import tickets
+
+    found = tickets.run_tickets(run.settings, domains=run.domains, seeds=run.seeds,
+                                progress=False, workers=1)
+    moved = (tickets.run_transfer(run.settings, pairs=run.pairs, seeds=run.seeds,
+                                  progress=False, workers=1)
+             if transfer and run.pairs else tickets.results_frame([]))
+    return found, moved
 
 
 # ---------------------------------------------------------------------------- glue
@@ -516,9 +546,9 @@ def transfer_curves(tickets_df: pd.DataFrame, transfer_df: pd.DataFrame,
                          & (tickets_df["domain"] == target)].copy()
         tgt["strategy"] = "TICKET-TARGET"
         tr = transfer_df[(transfer_df["source"] == source) & (transfer_df["target"] == target)]
-        both = pd.concat([tgt, tr], ignore_index=True)
-        if both.empty:
+        if tr.empty:
             continue
+        both = pd.concat([tgt, tr], ignore_index=True)
         s = summarise(both, ["strategy", "round"])
         s["pair"] = label
         s["source"], s["target"] = source, target
@@ -544,7 +574,7 @@ def accuracy_table(curves: pd.DataFrame, facet: str, strategies: Sequence[str],
     table.columns.name = None
     if facet_title:
         table.index = table.index.set_names(facet_title, level=0)
-    return table
+    return table.fillna("—")  # e.g. transferred masks start at round 1
 
 
 
@@ -619,6 +649,10 @@ def paired_differences(df: pd.DataFrame, a: str, b: str, group: str = "domain",
     """
     from scipy import stats
 
+    columns = [group, "round", "sparsity", "n", "mean_diff", "sd_diff", "ci_low", "ci_high",
+               "comparison", "x"]
+    if df.empty:
+        return pd.DataFrame(columns=columns)
     keys = [group, "seed", "round"]
     left = df[df["strategy"] == a][keys + ["test_acc", "sparsity"]]
     right = df[df["strategy"] == b][keys + ["test_acc", "sparsity"]]
@@ -638,9 +672,9 @@ def paired_differences(df: pd.DataFrame, a: str, b: str, group: str = "domain",
                      "n": n, "mean_diff": mean, "sd_diff": sd,
                      "ci_low": mean - half, "ci_high": mean + half,
                      "comparison": f"{a} − {b}"})
-    out = pd.DataFrame(rows)
-    if not out.empty:
-        out["x"] = [(-math.log10(max(1 - s, 1e-9))) for s in out["sparsity"]]
+    out = pd.DataFrame(rows, columns=[group, "round", "sparsity", "n", "mean_diff", "sd_diff",
+                                      "ci_low", "ci_high", "comparison"])
+    out["x"] = [(-math.log10(max(1 - s, 1e-9))) for s in out["sparsity"]]
     return out
 
 
@@ -689,10 +723,12 @@ def transition_points(diffs: pd.DataFrame, group: str) -> pd.DataFrame:
             if sig[i:].all():
                 held = grp["sparsity"].to_numpy()[i]
                 break
-        rows.append({group: g, "max |difference|": pts(float(grp["mean_diff"].abs().max())),
+        rows.append({group: g,
+                     "max |difference|": f"{100 * float(grp['mean_diff'].abs().max()):.1f} pts",
                      "first sparsity with CI > 0": sparsity_label(first) if first is not None else "none",
                      "CI > 0 from there on": sparsity_label(held) if held is not None else "none"})
-    return pd.DataFrame(rows).set_index(group)
+    return pd.DataFrame(rows, columns=[group, "max |difference|", "first sparsity with CI > 0",
+                                       "CI > 0 from there on"]).set_index(group)
 
 
 def diff_table(diffs: pd.DataFrame, group: str, digits: int = 3) -> pd.DataFrame:
@@ -827,6 +863,16 @@ def claims(tickets_df: pd.DataFrame, transfer_df: pd.DataFrame | None,
     return pd.DataFrame(rows).set_index("claim")
 
 
+def verdict_counts(verdicts: pd.DataFrame) -> dict[str, int]:
+    """How many claims got each kind of verdict (for the prose)."""
+    v = verdicts["verdict"]
+    return {"n_claims": len(v),
+            "n_reproduced": int((v == "reproduced").sum()),
+            "n_partly": int((v == "partly reproduced").sum()),
+            "n_not_reproduced": int((v == "not reproduced").sum()),
+            "n_untested": int(v.str.startswith("not tested").sum())}
+
+
 # ---------------------------------------------------------------------------- run info
 def environment_table() -> pd.DataFrame:
     """Hardware and software that executed this notebook (computed, not typed)."""
@@ -850,9 +896,18 @@ def data_source() -> str:
             else "downloaded from the canonical source")
 
 
+def unique_networks(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per trained network: the full model (round 0) appears in the results
+    under every TICKET-* strategy but was trained once per domain and seed."""
+    full = (df["procedure"] == "tickets") & (df["round"] == 0)
+    return pd.concat([df[~full], df[full].drop_duplicates(["domain", "seed"])],
+                     ignore_index=True)
+
+
 def compute_summary(*frames: pd.DataFrame) -> pd.DataFrame:
-    """Training runs and total training time (hours) per procedure, from result frames."""
-    df = pd.concat([f for f in frames if f is not None and len(f)], ignore_index=True)
+    """Trained networks and total training time (minutes) per procedure."""
+    df = unique_networks(pd.concat([f for f in frames if f is not None and len(f)],
+                                   ignore_index=True))
     g = df.groupby("procedure")
     out = pd.DataFrame({"trained subnetworks": g.size(),
                         "training time (min)": (g["seconds"].sum() / 60).round(1)})
@@ -998,6 +1053,10 @@ def kernel_name() -> str:
     return name
 
 
+class ChapterError(RuntimeError):
+    """A chapter raised while executing; the message names the chapter and the cell."""
+
+
 def execute_chapter(
     name: str,
     profile: str = "course",
@@ -1015,11 +1074,16 @@ def execute_chapter(
     output.parent.mkdir(parents=True, exist_ok=True)
     nb = read_chapter(name)
     start = time.perf_counter()
-    pm.execute_notebook(
-        nb, str(output), parameters=params, kernel_name=kernel_name(),
-        cwd=str(output.parent), progress_bar=False, log_output=False,
-        request_save_on_cell_execute=False,
-    )
+    try:
+        pm.execute_notebook(
+            nb, str(output), parameters=params, kernel_name=kernel_name(),
+            cwd=str(output.parent), progress_bar=False, log_output=False,
+            request_save_on_cell_execute=False,
+        )
+    except pm.PapermillExecutionError as exc:
+        raise ChapterError(
+            f"chapter {name!r} failed in cell {exc.cell_index}: {exc.ename}: {exc.evalue} "
+            f"(the executed notebook with the traceback is {output})") from None
     log(f"  {name:<11} {time.perf_counter() - start:6.1f} s  -> {output}")
     return output
 
@@ -1089,7 +1153,8 @@ def build_book(
         start = time.perf_counter()
         log("building HTML (jupyter-book build --all -W -n --keep-going):")
         cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()",
-               "build", "--all", "-W", "-n", "--keep-going", str(root)]
+               "build", "--all", "-W", "-n", "--keep-going", str(root),
+               "--config", str(ROOT / "_config.yml"), "--toc", str(ROOT / "_toc.yml")]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             raise RuntimeError("jupyter-book build failed:\n" + proc.stdout[-6000:]

@@ -134,7 +134,11 @@ def _run_chapter(args: argparse.Namespace) -> int:
         book.check_parameters(args.name, {"profile": profile, **params})
     except ValueError as exc:
         raise SystemExit(f"lottery chapter: {exc}") from None
-    book.execute_chapter(args.name, profile, params, output=args.output)
+    try:
+        book.execute_chapter(args.name, profile, params, output=args.output)
+    except book.ChapterError as exc:
+        print(f"lottery chapter: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -41,7 +41,9 @@ class TextCNN(nn.Module):
         """``tokens``: (batch, length) int64 ids → (batch, n_classes) logits."""
         x = self.embedding(tokens)                                   # (B, L, d)
         x = F.dropout(x, self.settings.embed_dropout, self.training)
-        x = x.transpose(1, 2)                                        # (B, d, L)
+        # A contiguous (B, d, L) copy: oneDNN's conv1d is ~15% faster on it than on the
+        # transposed view, with bitwise-identical results (tests/test_bench.py checks).
+        x = x.transpose(1, 2).contiguous()                           # (B, d, L)
         pooled = [F.relu(conv(x)).amax(dim=2) for conv in self.convs]  # each (B, C)
         h = F.relu(self.hidden(torch.cat(pooled, dim=1)))
         return self.out(h)

@@ -151,12 +151,15 @@ _SPARSITY_LABEL = (
 
 
 def sparsity_axis(sparsities: Iterable[float], title: str = "sparsity (log-spaced)") -> alt.X:
+    sparsities = list(sparsities)
+    ticks = sparsity_ticks(sparsities)
+    end = max(ticks) * 1.05 if ticks and max(ticks) > 0 else 1.0
     return alt.X(
         "x:Q",
         title=title,
-        axis=alt.Axis(values=sparsity_ticks(sparsities), labelExpr=_SPARSITY_LABEL,
-                      labelAngle=-45, grid=True),
-        scale=alt.Scale(zero=True, nice=False),
+        axis=alt.Axis(values=ticks, labelExpr=_SPARSITY_LABEL, labelAngle=-45, grid=True,
+                      labelOverlap=False, labelFlush=False),
+        scale=alt.Scale(domain=[0, end], nice=False),
     )
 
 
@@ -224,7 +227,7 @@ def accuracy_bands(
         .add_params(pick, legend)
         .properties(title=title)
         .resolve_scale(y="independent")
-        .configure_legend(orient="top", columns=4, labelLimit=200)
+        .configure_legend(orient="top", columns=4, labelLimit=200, symbolOpacity=1)
     )
 
 
@@ -293,7 +296,7 @@ def spread_lines(
         .transform_filter(f"pick == 'all' || datum['{facet}'] == pick")
         .add_params(pick)
         .properties(title=title)
-        .configure_legend(orient="top", columns=4, labelLimit=200)
+        .configure_legend(orient="top", columns=4, labelLimit=200, symbolOpacity=1)
     )
 
 
@@ -301,7 +304,7 @@ def jsd_heatmap(jsd: pd.DataFrame, title: str) -> alt.LayerChart:
     """Fig. 1: the JSD matrix (×1e5) as an annotated heatmap."""
     order = list(dict.fromkeys(jsd["name_a"]))
     base = alt.Chart(jsd).encode(
-        x=alt.X("name_b:N", title=None, sort=order),
+        x=alt.X("name_b:N", title=None, sort=order, axis=alt.Axis(labelAngle=0, orient="top")),
         y=alt.Y("name_a:N", title=None, sort=order),
     )
     cells = base.mark_rect().encode(
@@ -312,7 +315,7 @@ def jsd_heatmap(jsd: pd.DataFrame, title: str) -> alt.LayerChart:
     )
     text = base.mark_text(fontSize=12).encode(
         text=alt.Text("jsd_x1e5:Q", format=".0f"),
-        color=alt.condition("datum.jsd_x1e5 > 0.6 * maxjsd", alt.value("white"),
+        color=alt.condition("datum.jsd_x1e5 > 0.6 * datum.maxjsd", alt.value("white"),
                             alt.value("black")),
     ).transform_joinaggregate(maxjsd="max(jsd_x1e5)")
     return (cells + text).properties(width=320, height=320, title=title)

@@ -108,8 +108,13 @@ def domain_data(data: config.DataSettings, vocab_settings: config.VocabSettings,
 
 # ------------------------------------------------------------------ keys
 
+#: Bumped whenever a code change alters the numbers a run produces, so that stored
+#: runs made by older code are not mixed with new ones.
+ENGINE_VERSION = 1
+
+
 def ticket_key(settings: ExperimentSettings, domain: str, seed: int) -> dict[str, Any]:
-    return {"data": settings.data, "vocab": settings.vocab, "model": settings.model,
+    return {"engine": ENGINE_VERSION, "data": settings.data, "vocab": settings.vocab, "model": settings.model,
             "train": settings.train, "prune": settings.prune, "domain": domain, "seed": seed}
 
 
@@ -309,6 +314,17 @@ def _run_jobs(kind: str, settings: ExperimentSettings, jobs: list[tuple], total_
               store: RunStore, progress: bool, workers: int | None) -> list[dict]:
     from tqdm.auto import tqdm
 
+    rows: list[dict] = []
+    todo = []
+    for job in jobs:                   # finished jobs are only read: no workers, no data
+        stored = _stored_rows(kind, settings, job, store)
+        if stored is None:
+            todo.append(job)
+        else:
+            rows += stored
+    if not todo:
+        return rows
+    jobs = todo
     workers = workers or default_workers(len(jobs), settings.train.device)
     bar = tqdm(total=total_steps, desc=f"{kind}", unit="round", disable=not progress, smoothing=0.05)
 
@@ -317,7 +333,6 @@ def _run_jobs(kind: str, settings: ExperimentSettings, jobs: list[tuple], total_
         bar.set_postfix_str(f"{row['strategy']} {row['domain']} seed {row['seed']} round {row['round']} "
                             f"test {row['test_acc']:.3f}", refresh=False)
 
-    rows: list[dict] = []
     try:
         if workers == 1 or len(jobs) == 1:
             for job in jobs:
@@ -336,6 +351,20 @@ def _run_jobs(kind: str, settings: ExperimentSettings, jobs: list[tuple], total_
         return rows
     finally:
         bar.close()
+
+
+def _stored_rows(kind: str, settings: ExperimentSettings, job: tuple, store: RunStore) -> list[dict] | None:
+    """The metric rows of a job whose every step is already in the store, else None."""
+    rounds = settings.prune.rounds
+    if kind == "tickets":
+        domain, seed, strategies = job
+        run = store.run("tickets", ticket_key(settings, domain, seed))
+        steps = [_step("full", 0)] + [_step(s, r) for s in strategies for r in range(1, rounds + 1)]
+        return ticket_rows(run, rounds, strategies) if all(map(run.done, steps)) else None
+    source, target, seed, strategy = job
+    run = store.run("transfer", transfer_key(settings, source, target, seed, strategy))
+    steps = [f"round_{r:02d}" for r in range(1, rounds + 1)]
+    return [run.metrics(s) for s in steps] if all(map(run.done, steps)) else None
 
 
 def _drain(events, show) -> None:
@@ -365,6 +394,13 @@ def run_tickets(settings: ExperimentSettings, domains: Sequence[str] | None = No
 
     jobs = [(d, s, for_domain(d)) for d in domains for s in seeds]
     total = sum(1 + settings.prune.rounds * len(job[2]) for job in jobs)
+    workers = workers or default_workers(sum(len(job[2]) for job in jobs) or len(jobs), settings.train.device)
+    if workers > 1 and len(jobs) % workers and any(len(job[2]) > 1 for job in jobs):
+        # Finer jobs balance the workers (e.g. 3 seeds on 2 cores): every round 0 first,
+        # then one job per (domain, seed, strategy) chain. Same steps, same numbers.
+        _run_jobs("tickets", settings, [(d, s, ()) for d, s, _ in jobs], len(jobs), store, progress, workers)
+        jobs = [(d, s, (st,)) for d, s, sts in jobs for st in sts]
+        total = sum(1 + settings.prune.rounds for _ in jobs)
     return results_frame(_run_jobs("tickets", settings, jobs, total, store, progress, workers))
 
 

@@ -1,0 +1,148 @@
+"""Speed work (issue 5): the benchmark runs, and every adopted or opt-in lever is exact.
+
+Targets (speed-up, % of peak) are measured by ``make bench``, never asserted here.
+"""
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lottery import config
+from lottery.config import ModelSettings, TrainSettings
+from lottery.masks import full_mask
+from lottery.model import TextCNN, init_model
+from lottery.stacked import StackedTextCNN, train_stacked
+from lottery.store import settings_hash
+from lottery.train import accuracy, train_masked
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_train import sparse_mask, splits  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+COURSE = config.get_profile("course").model
+
+
+def test_bench_tiny_runs_both_paths(mirror, tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench.py"), "--tiny", "--no-levers",
+                           "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads(out.read_text())
+    for path in ("naive", "engine"):
+        assert r[path]["wall_s"] > 0 and r[path]["examples_per_s"] > 0 and r[path]["peak_rss_mb"] > 0
+    assert r["ratio"] > 0 and r["matmul_peak_gflop_per_s"]["used"] > 0
+    assert r["exactness"]["eval_same_weights"]["equal"]
+    assert r["machine"]["torch"] == torch.__version__
+    assert len(r["accuracies"]["naive"]) == len(r["accuracies"]["engine"]) == 3
+
+
+def test_contiguous_conv_input_is_bitwise_the_transposed_view():
+    model = init_model(300, COURSE, seed=0)
+    tokens = torch.randint(1, 300, (8, 40), generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor([0, 1] * 4)
+
+    def grads(contiguous):
+        model.zero_grad()
+        x = F.dropout(model.embedding(tokens), 0.3, True).transpose(1, 2)
+        x = x.contiguous() if contiguous else x
+        pooled = [F.relu(c(x)).amax(2) for c in model.convs]
+        logits = model.out(F.relu(model.hidden(torch.cat(pooled, 1))))
+        F.cross_entropy(logits, labels).backward()
+        return logits.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
+    torch.manual_seed(1)
+    a, ga = grads(True)
+    torch.manual_seed(1)
+    b, gb = grads(False)
+    assert torch.equal(a, b) and all(torch.equal(ga[n], gb[n]) for n in ga)
+
+
+@pytest.mark.parametrize("settings", [COURSE, ModelSettings(embed_dim=16, channels=8, hidden=8)])
+def test_stacked_model_matches_separate_models(settings):
+    models = [init_model(200, settings, seed=s) for s in range(3)]
+    stacked = StackedTextCNN(models)
+    tokens = torch.randint(0, 200, (16, 30), generator=torch.Generator().manual_seed(0))
+    tokens[:, 25:] = 0                                                  # padding tail
+    labels = torch.randint(0, 2, (16,), generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(5)
+    logits = stacked(tokens)
+    sum(F.cross_entropy(logits[i], labels) for i in range(3)).backward()
+    for i, m in enumerate(models):
+        torch.manual_seed(5)                                             # same dropout draws
+        ref = m(tokens)
+        F.cross_entropy(ref, labels).backward()
+        torch.testing.assert_close(logits[i], ref, rtol=1e-5, atol=1e-6)
+        c = settings.channels
+        torch.testing.assert_close(stacked.embedding.grad[i], m.embedding.weight.grad, rtol=1e-5, atol=1e-6)
+        for j, conv in enumerate(m.convs):
+            torch.testing.assert_close(stacked.conv_weight[j].grad[i * c:(i + 1) * c], conv.weight.grad,
+                                       rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(stacked.hidden_weight.grad[i], m.hidden.weight.grad, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(stacked.out_bias.grad[i], m.out.bias.grad, rtol=1e-5, atol=1e-6)
+    assert all(torch.equal(a, b) for sd, m in zip(stacked.state_dicts(), models)
+               for a, b in zip(sd.values(), m.state_dict().values()))
+
+
+def test_train_stacked_gives_the_results_of_separate_runs():
+    train, val, test = splits()
+    ms = COURSE
+    ts = TrainSettings(max_epochs=3, lr=1e-2, patience=1)
+    masks = [full_mask(init_model(200, ms, seed=0)), sparse_mask(init_model(200, ms, seed=1)),
+             sparse_mask(init_model(200, ms, seed=2), 2)]
+    together = train_stacked([init_model(200, ms, seed=s) for s in range(3)], masks, train, val, test, ts, 60, seed=7)
+    for s, res in enumerate(together):
+        alone = train_masked(init_model(200, ms, seed=s), masks[s], train, val, test, ts, 60, seed=7)
+        assert res.history == pytest.approx(alone.history, abs=1 / 128) and res.epochs_run == alone.epochs_run
+        assert abs(res.test_acc - alone.test_acc) <= 2 / 128
+        for k in alone.state:
+            torch.testing.assert_close(res.state[k], alone.state[k], rtol=1e-4, atol=1e-4)
+            if k in masks[s]:
+                assert torch.all(res.state[k][~masks[s][k]] == 0)
+
+
+def test_autocast_setting_is_neutral_and_runs_on_cpu():
+    s = config.get_profile("smoke")
+    assert settings_hash({"train": s.train}) == settings_hash({"train": replace(s.train, autocast_dtype=None)})
+    assert settings_hash({"train": s.train}) != settings_hash({"train": replace(s.train, autocast_dtype="bfloat16")})
+    train, val, test = splits()
+    model = init_model(200, ModelSettings(embed_dim=16, channels=8, hidden=8), seed=0)
+    res = train_masked(model, full_mask(model), train, val, test,
+                       TrainSettings(max_epochs=2, lr=1e-2, autocast_dtype="bfloat16"), 60, seed=0)
+    assert all(v.dtype == torch.float32 for v in res.state.values())     # master weights stay fp32
+    assert 0 <= res.test_acc <= 1
+    with pytest.raises(ValueError, match="autocast_dtype"):
+        train_masked(model, full_mask(model), train, val, test, TrainSettings(max_epochs=1, autocast_dtype="float16"),
+                     60, seed=0)
+
+
+def test_device_plumbing_returns_cpu_state():
+    train, val, test = splits()
+    model = init_model(200, ModelSettings(embed_dim=16, channels=8, hidden=8), seed=0)
+    res = train_masked(model, full_mask(model), train, val, test, TrainSettings(max_epochs=1, device="cpu"), 60, seed=0)
+    assert all(v.device.type == "cpu" for v in res.state.values())
+    assert accuracy(model, val, 60, device="cpu") == res.val_acc
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU")
+def test_cuda_training_end_to_end():
+    train, val, test = splits()
+    model = init_model(200, ModelSettings(embed_dim=16, channels=8, hidden=8), seed=0)
+    res = train_masked(model, full_mask(model), train, val, test,
+                       TrainSettings(max_epochs=2, lr=1e-2, device="cuda", autocast_dtype="bfloat16"), 60, seed=0)
+    assert all(v.device.type == "cpu" for v in res.state.values()) and res.test_acc > 0.5
+
+
+def test_finer_jobs_on_two_workers_give_the_same_rows(mirror, tmp_path):
+    from lottery import tickets
+    from lottery.store import RunStore
+
+    s = config.override(config.get_profile("smoke"), **{"prune.rounds": 1, "train.max_epochs": 1})
+    frames = [tickets.run_tickets(s, ["books"], [0], ["reset", "random"], progress=False, workers=w,
+                                  store=RunStore(tmp_path / str(w))).drop(columns="seconds")
+              for w in (1, 2)]                                    # 2 workers: round 0, then 2 chains
+    assert frames[0].equals(frames[1]) and len(frames[0]) == 4
