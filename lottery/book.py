@@ -5,7 +5,8 @@ Chapters live in ``notebooks/`` as jupytext MyST notebooks. Building the book is
 1. jupytext: read each chapter source into a notebook;
 2. papermill: execute it with the chosen profile (and per-chapter parameters) into
    ``book/chapters/<name>.ipynb`` (git-ignored);
-3. ``jupyter-book build --all -W -n --keep-going book --config _config.yml --toc _toc.yml``
+3. ``jupyter-book build --all -W -n --keep-going book --path-output book --config _config.yml
+   --toc _toc.yml``
    turns those into HTML (config and table of contents live at the top of the repo).
 
 Chapters share results through the engine's run store (``lottery.tickets``), so the
@@ -1154,6 +1155,7 @@ def build_book(
         log("building HTML (jupyter-book build --all -W -n --keep-going):")
         cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()",
                "build", "--all", "-W", "-n", "--keep-going", str(root),
+               "--path-output", str(root),  # else _build lands next to _config.yml
                "--config", str(ROOT / "_config.yml"), "--toc", str(ROOT / "_toc.yml")]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:

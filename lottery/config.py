@@ -99,6 +99,10 @@ class TrainSettings:
     #: Mixed precision: None (float32 everywhere) or "bfloat16" autocast for the
     #: forward pass (mainly for ``device="cuda"``). None keeps old run hashes.
     autocast_dtype: str | None = field(default=None, metadata=neutral(None))
+    #: Train the strategies of one (domain, seed) round as one stacked model
+    #: (:mod:`lottery.stacked`): same maths, float-tolerance (not bitwise) equal to
+    #: separate training, so stacked runs get their own hashes. False keeps old hashes.
+    stack_strategies: bool = field(default=False, metadata=neutral(False))
 
 
 @dataclass(frozen=True)

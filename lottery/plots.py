@@ -172,8 +172,8 @@ def accuracy_bands(
     strategies: Sequence[str],
     title: str,
     columns: int = 3,
-    width: int = 190,
-    height: int = 160,
+    width: int = 150,
+    height: int = 150,
 ) -> alt.FacetChart:
     """Mean test accuracy (line) and mean ± std over seeds (band) vs sparsity.
 
@@ -233,7 +233,7 @@ def accuracy_bands(
 
 def difference_intervals(
     diffs: pd.DataFrame, *, facet: str, facet_title: str, title: str, columns: int = 3,
-    width: int = 190, height: int = 160,
+    width: int = 150, height: int = 150,
 ) -> alt.FacetChart:
     """Paired difference (mean and t-interval) vs sparsity, one panel per ``facet``."""
     options = list(dict.fromkeys(diffs[facet]))
@@ -269,7 +269,7 @@ def difference_intervals(
 
 def spread_lines(
     spread: pd.DataFrame, *, facet: str, facet_title: str, strategies: Sequence[str],
-    title: str, columns: int = 3, width: int = 190, height: int = 150,
+    title: str, columns: int = 3, width: int = 150, height: int = 150,
 ) -> alt.FacetChart:
     """Standard deviation of test accuracy over seeds vs sparsity, per strategy."""
     data = spread[spread["strategy"].isin(strategies)]

@@ -1,4 +1,4 @@
-"""K text CNNs of the same shape trained as one network (opt-in; not the engine's default).
+"""K text CNNs of the same shape trained as one network (opt-in: ``train.stack_strategies``).
 
 Within a (domain, seed), round r of every strategy trains with the same batch order and
 the same dropout noise (see :mod:`lottery.tickets`), so K such models can share every
@@ -17,7 +17,9 @@ grouped convolution differs, so results agree to float tolerance, not bitwise
 (``tests/test_bench.py`` checks logits, gradients and trained results). For the narrow
 course model (48/24/24) this fills the CPU's vector units better than K small
 convolutions; for the paper-width model it brings nothing (see the README's Speed
-section). Use it through :func:`train_stacked`.
+section). Use it through :func:`train_stacked`; the ticket engine does when
+``TrainSettings.stack_strategies`` is set (round r of a (domain, seed)'s strategies in
+lockstep, see :func:`lottery.tickets.find_tickets`).
 """
 
 from __future__ import annotations

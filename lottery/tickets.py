@@ -165,6 +165,18 @@ def _train_round(model, mask: Mask, splits, settings: ExperimentSettings, seed: 
                         seed=derive_seed(seed, "round", r))
 
 
+def _train_stacked_round(models, masks: list[Mask], splits, settings: ExperimentSettings,
+                         seed: int, r: int):
+    """Like :func:`_train_round` for K models at once (one model: the plain path)."""
+    if len(models) == 1:
+        return [_train_round(models[0], masks[0], splits, settings, seed, r)]
+    from lottery.stacked import train_stacked
+
+    _, train, val, test = splits
+    return train_stacked(models, masks, train, val, test, settings.train, settings.vocab.max_len,
+                         seed=derive_seed(seed, "round", r))
+
+
 def _metrics(res, mask: Mask, reference: Mask, **fields) -> dict[str, Any]:
     return {**fields, "sparsity": overall_sparsity(mask, reference), "val_acc": res.val_acc,
             "test_acc": res.test_acc, "epochs": res.best_epoch, "epochs_run": res.epochs_run,
@@ -197,24 +209,45 @@ def find_tickets(settings: ExperimentSettings, domain: str, seed: int,
     if on_round:
         on_round({**run.metrics(step0)})
 
+    def next_mask(strategy: str, prev: str, r: int) -> Mask:
+        prev_mask, prev_weights = run.tensors(prev, "mask"), run.tensors(prev, "weights")
+        if strategy == "random_pruning":
+            gen = torch.Generator().manual_seed(derive_seed(seed, strategy, "mask", r))
+            return random_prune(prev_mask, p, gen)
+        return magnitude_prune(prev_mask, prev_weights, p)
+
+    def record(strategy: str, prev: str, step: str, r: int, mask: Mask, res) -> None:
+        run.write_step(step, _metrics(res, mask, reference, **base,
+                                      strategy=TICKET_STRATEGIES[strategy], round=r),
+                       {"mask": mask, "weights": res.state})
+        if prev != step0:   # only the latest trained weights are needed to go on
+            run.drop(prev, "weights")
+
+    if settings.train.stack_strategies:
+        # Lockstep: round r of every strategy trains as one stacked model.
+        for r in range(1, settings.prune.rounds + 1):
+            prev_of = {s: step0 if r == 1 else _step(s, r - 1) for s in strategies}
+            todo = [s for s in strategies if not run.done(_step(s, r))]
+            if todo:
+                masks = [next_mask(s, prev_of[s], r) for s in todo]
+                models = [initial_model(s, theta0, settings, vocab, seed, r) for s in todo]
+                results = _train_stacked_round(models, masks, splits, settings, seed, r)
+                for s, mask, res in zip(todo, masks, results):
+                    record(s, prev_of[s], _step(s, r), r, mask, res)
+            if on_round:
+                for s in strategies:
+                    on_round(run.metrics(_step(s, r)))
+        return ticket_rows(run, settings.prune.rounds, strategies)
+
     for strategy in strategies:
         prev = step0
         for r in range(1, settings.prune.rounds + 1):
             step = _step(strategy, r)
             if not run.done(step):
-                prev_mask, prev_weights = run.tensors(prev, "mask"), run.tensors(prev, "weights")
-                if strategy == "random_pruning":
-                    gen = torch.Generator().manual_seed(derive_seed(seed, strategy, "mask", r))
-                    mask = random_prune(prev_mask, p, gen)
-                else:
-                    mask = magnitude_prune(prev_mask, prev_weights, p)
+                mask = next_mask(strategy, prev, r)
                 model = initial_model(strategy, theta0, settings, vocab, seed, r)
                 res = _train_round(model, mask, splits, settings, seed, r)
-                run.write_step(step, _metrics(res, mask, reference, **base,
-                                              strategy=TICKET_STRATEGIES[strategy], round=r),
-                               {"mask": mask, "weights": res.state})
-                if prev != step0:   # only the latest trained weights are needed to go on
-                    run.drop(prev, "weights")
+                record(strategy, prev, step, r, mask, res)
             if on_round:
                 on_round(run.metrics(step))
             prev = step
@@ -395,7 +428,8 @@ def run_tickets(settings: ExperimentSettings, domains: Sequence[str] | None = No
     jobs = [(d, s, for_domain(d)) for d in domains for s in seeds]
     total = sum(1 + settings.prune.rounds * len(job[2]) for job in jobs)
     workers = workers or default_workers(sum(len(job[2]) for job in jobs) or len(jobs), settings.train.device)
-    if workers > 1 and len(jobs) % workers and any(len(job[2]) > 1 for job in jobs):
+    if (workers > 1 and len(jobs) % workers and any(len(job[2]) > 1 for job in jobs)
+            and not settings.train.stack_strategies):   # stacking needs a job's strategies together
         # Finer jobs balance the workers (e.g. 3 seeds on 2 cores): every round 0 first,
         # then one job per (domain, seed, strategy) chain. Same steps, same numbers.
         _run_jobs("tickets", settings, [(d, s, ()) for d, s, _ in jobs], len(jobs), store, progress, workers)

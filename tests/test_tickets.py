@@ -165,3 +165,28 @@ def test_sigkill_at_any_moment_resumes_to_the_same_numbers(mirror, tmp_path):
     assert _metrics_without_time(rows[0]) == _metrics_without_time(rows[1])
     leftovers = [p for p in run_dir.rglob("*") if ".tmp" in p.name]
     assert leftovers == [] or all(not (p / "metrics.json").exists() for p in leftovers)
+
+
+def test_stacked_strategies_match_separate_training(mirror, tmp_path):
+    """train.stack_strategies trains a round's strategies as one model: same masks for
+    round 1 (from the shared round 0), float-tolerance equal metrics, its own run hash."""
+    stacked = config.override(SETTINGS, **{"train.stack_strategies": True})
+    assert tickets.ticket_key(stacked, "books", 0) != tickets.ticket_key(SETTINGS, "books", 0)
+    store = RunStore(tmp_path)
+    strategies = ["reset", "random", "random_pruning"]
+    alone = tickets.find_tickets(SETTINGS, "books", 0, strategies, store)
+    together = tickets.find_tickets(stacked, "books", 0, strategies, store)
+    assert [(r["strategy"], r["round"]) for r in together] == [(r["strategy"], r["round"]) for r in alone]
+    n_val = SETTINGS.data.n_val
+    for a, b in zip(alone, together):
+        assert a["sparsity"] == b["sparsity"]
+        assert abs(a["val_acc"] - b["val_acc"]) <= 2 / n_val, (a, b)
+    run_a = store.run("tickets", tickets.ticket_key(SETTINGS, "books", 0))
+    run_b = store.run("tickets", tickets.ticket_key(stacked, "books", 0))
+    for s in strategies:   # round 1 masks come from the same round-0 weights
+        ma, mb = run_a.tensors(f"{s}/round_01", "mask"), run_b.tensors(f"{s}/round_01", "mask")
+        assert all(torch.equal(ma[k], mb[k]) for k in ma)
+        final = run_b.tensors(f"{s}/round_02", "mask")
+        assert sum(int(m.sum()) for m in final.values()) < sum(int(m.sum()) for m in mb.values())
+    again = tickets.find_tickets(stacked, "books", 0, strategies, store)   # resumes: nothing retrained
+    assert _metrics_without_time(again) == _metrics_without_time(together)
