@@ -1,7 +1,7 @@
 """Ticket engine vs the naive way, in one process, on the same job (issue 5).
 
     python benchmarks/bench.py            # full: books, paper width, 3 seeds, 1 round, 2 epochs
-    python benchmarks/bench.py --quick    # < 2 min: 200 reviews, 1 seed, 1 round, 1 epoch
+    python benchmarks/bench.py --quick    # < 2 min: 128 reviews, 1 seed, 1 round, 1 epoch
     python benchmarks/bench.py --tiny     # seconds: smoke-test sizes (tests/test_bench.py)
 
 Job: one domain (FDU-MTL books via ``lottery.tickets.domain_data``), paper-width model
@@ -68,7 +68,7 @@ def job_settings(mode: str) -> ExperimentSettings:
             prune=PruneSettings(rounds=1), seeds=(0,), strategies=STRATEGIES)
     if mode == "quick":
         return ExperimentSettings(
-            data=DataSettings(domains=(DOMAIN,), n_train=200, n_val=100, n_test=100),
+            data=DataSettings(domains=(DOMAIN,), n_train=128, n_val=64, n_test=64),
             vocab=VocabSettings(vocab_size=2000),
             train=TrainSettings(max_epochs=1, patience=None),
             prune=PruneSettings(rounds=1), seeds=(0,), strategies=STRATEGIES)
@@ -385,6 +385,7 @@ def levers(settings: ExperimentSettings, splits, n_batches: int) -> dict:
     # Evaluation: sorted large batches vs unsorted, both with dynamic padding, and max_len.
     model = init_model(vocab.size, m, 0, vocab.pad_id)
     t_sorted = _time(lambda: accuracy(model, val, max_len, 256), 1)
+    t_sorted_small = _time(lambda: accuracy(model, val, max_len, 32), 1)
 
     @torch.no_grad()
     def unsorted():
@@ -394,8 +395,9 @@ def levers(settings: ExperimentSettings, splits, n_batches: int) -> dict:
     t_unsorted = _time(unsorted, 1)
     xva = pad_all(val, max_len, vocab.pad_id)
     t_full = _time(lambda: naive_accuracy(model, xva, val.labels, 256), 1)
-    out["eval_ex_per_s"] = {"sorted_dynamic": len(val) / t_sorted, "unsorted_dynamic": len(val) / t_unsorted,
-                            "max_len": len(val) / t_full}
+    out["eval_ex_per_s"] = {"sorted_dynamic_b32": len(val) / t_sorted_small,
+                            "sorted_dynamic": len(val) / t_sorted, "unsorted_dynamic": len(val) / t_unsorted,
+                            "max_len": len(val) / t_full, "note": "batch 256 unless _b32"}
 
     # Two single-thread processes vs one two-thread process (same batches, per-process work).
     torch.set_num_threads(2)
@@ -489,7 +491,7 @@ def main(argv=None) -> dict:
                     peak["one_process_all_threads_after"])
 
     checks = exactness(settings, splits, n_train={"tiny": 32, "quick": 64}.get(mode, 256))
-    lever = None if args.no_levers else levers(settings, splits, {"tiny": 2, "quick": 4}.get(mode, 12))
+    lever = None if args.no_levers else levers(settings, splits, {"tiny": 2, "quick": 2}.get(mode, 12))
 
     def path(wall, rss, layout):
         return {"wall_s": wall, "examples_per_s": work["examples"] / wall,

@@ -94,7 +94,9 @@ class TrainSettings:
     batch_size: int = 32
     max_epochs: int = 15
     patience: int | None = None
-    eval_batch_size: int = field(default=256, metadata=NOT_HASHED)
+    #: Length-sorted evaluation batches. On this 2-core CPU 32 is fastest (paper width:
+    #: 217 ex/s vs 127 at 256; course width 6,616 vs 5,318); raise it on a GPU.
+    eval_batch_size: int = field(default=32, metadata=NOT_HASHED)
     device: str = "cpu"
     #: Mixed precision: None (float32 everywhere) or "bfloat16" autocast for the
     #: forward pass (mainly for ``device="cuda"``). None keeps old run hashes.
