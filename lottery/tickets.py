@@ -216,8 +216,8 @@ def find_tickets(settings: ExperimentSettings, domain: str, seed: int,
             return random_prune(prev_mask, p, gen)
         return magnitude_prune(prev_mask, prev_weights, p)
 
-    def record(strategy: str, prev: str, step: str, r: int, mask: Mask, res) -> None:
-        run.write_step(step, _metrics(res, mask, reference, **base,
+    def record(strategy: str, prev: str, r: int, mask: Mask, res) -> None:
+        run.write_step(_step(strategy, r), _metrics(res, mask, reference, **base,
                                       strategy=TICKET_STRATEGIES[strategy], round=r),
                        {"mask": mask, "weights": res.state})
         if prev != step0:   # only the latest trained weights are needed to go on
@@ -233,7 +233,7 @@ def find_tickets(settings: ExperimentSettings, domain: str, seed: int,
                 models = [initial_model(s, theta0, settings, vocab, seed, r) for s in todo]
                 results = _train_stacked_round(models, masks, splits, settings, seed, r)
                 for s, mask, res in zip(todo, masks, results):
-                    record(s, prev_of[s], _step(s, r), r, mask, res)
+                    record(s, prev_of[s], r, mask, res)
             if on_round:
                 for s in strategies:
                     on_round(run.metrics(_step(s, r)))
@@ -247,7 +247,7 @@ def find_tickets(settings: ExperimentSettings, domain: str, seed: int,
                 mask = next_mask(strategy, prev, r)
                 model = initial_model(strategy, theta0, settings, vocab, seed, r)
                 res = _train_round(model, mask, splits, settings, seed, r)
-                record(strategy, prev, step, r, mask, res)
+                record(strategy, prev, r, mask, res)
             if on_round:
                 on_round(run.metrics(step))
             prev = step

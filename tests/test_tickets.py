@@ -188,5 +188,5 @@ def test_stacked_strategies_match_separate_training(mirror, tmp_path):
         assert all(torch.equal(ma[k], mb[k]) for k in ma)
         final = run_b.tensors(f"{s}/round_02", "mask")
         assert sum(int(m.sum()) for m in final.values()) < sum(int(m.sum()) for m in mb.values())
-    again = tickets.find_tickets(stacked, "books", 0, strategies, store)   # resumes: nothing retrained
+    again = tickets.find_tickets(stacked, "books", 0, strategies, store)   # a re-run reads the stored rounds
     assert _metrics_without_time(again) == _metrics_without_time(together)
