@@ -4,7 +4,7 @@
     python benchmarks/bench.py --quick    # < 2 min: 128 reviews, 1 seed, 1 round, 1 epoch
     python benchmarks/bench.py --tiny     # seconds: smoke-test sizes (tests/test_bench.py)
 
-Job: one domain (FDU-MTL books via ``lottery.tickets.domain_data``), paper-width model
+Job: one domain (FDU-MTL books via ``lottery.procedures.domain_data``), paper-width model
 (ModelSettings() = 417/127/117, max_len 500), FULL-MODEL + TICKET-RESET + TICKET-RANDOM
 for R rounds, fixed epochs, no early stopping (patience None), so both paths do the same
 number of training and evaluation examples with the same seeds and inits.
@@ -12,7 +12,7 @@ number of training and evaluation examples with the same seeds and inits.
 * naive: one process with torch's default threads, every batch padded to max_len, random
   batches, masks via ``torch.nn.utils.prune.custom_from_mask``, default Adam, unsorted
   evaluation batches, one model at a time;
-* engine: ``lottery.tickets.run_tickets`` (length bucketing, exact dynamic padding, mask
+* engine: ``lottery.runner.run_tickets`` (length bucketing, exact dynamic padding, mask
   multiply after the step, fused Adam, sorted large-batch eval, single-threaded worker
   processes), writing into a throw-away run store.
 
@@ -47,7 +47,7 @@ from torch.nn.utils import prune
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lottery import config, tickets  # noqa: E402
+from lottery import config, procedures, runner, strategies  # noqa: E402
 from lottery.config import DataSettings, ExperimentSettings, ModelSettings, PruneSettings, TrainSettings, VocabSettings  # noqa: E402
 from lottery.masks import full_mask, magnitude_prune  # noqa: E402
 from lottery.model import TextCNN, init_model  # noqa: E402
@@ -201,16 +201,16 @@ def run_naive(settings: ExperimentSettings, splits) -> list[dict]:
     for seed in settings.seeds:
         theta0 = init_model(vocab.size, settings.model, seed, vocab.pad_id).state_dict()
         reference = full_mask(init_model(vocab.size, settings.model, seed, vocab.pad_id))
-        model = tickets.initial_model("reset", theta0, settings, vocab, seed, 0)
-        val0, test0, w0 = naive_train(model, reference, padded, settings.train, tickets.derive_seed(seed, "round", 0))
+        model = strategies.initial_model("full", theta0, vocab.size, vocab.pad_id, settings.model, seed, 0)
+        val0, test0, w0 = naive_train(model, reference, padded, settings.train, strategies.derive_seed(seed, "round", 0))
         rows.append({"seed": seed, "strategy": "FULL-MODEL", "round": 0, "val_acc": val0, "test_acc": test0})
         for strategy in settings.strategies:
             prev_mask, prev_w = reference, w0
             for r in range(1, settings.prune.rounds + 1):
                 mask = magnitude_prune(prev_mask, prev_w, settings.prune.prune_fraction_per_round)
-                model = tickets.initial_model(strategy, theta0, settings, vocab, seed, r)
-                v, t, w = naive_train(model, mask, padded, settings.train, tickets.derive_seed(seed, "round", r))
-                rows.append({"seed": seed, "strategy": tickets.TICKET_STRATEGIES[strategy], "round": r,
+                model = strategies.initial_model(strategy, theta0, vocab.size, vocab.pad_id, settings.model, seed, r)
+                v, t, w = naive_train(model, mask, padded, settings.train, strategies.derive_seed(seed, "round", r))
+                rows.append({"seed": seed, "strategy": strategies.label(strategy), "round": r,
                              "val_acc": v, "test_acc": t})
                 prev_mask, prev_w = mask, w
     return rows
@@ -233,7 +233,7 @@ def exactness(settings: ExperimentSettings, splits, n_train: int) -> dict:
     mask = magnitude_prune(full_mask(model), dict(model.named_parameters()), 0.5)
     ts = replace(settings.train, max_epochs=1)
     sub = type(train)(train.ids[:n_train], train.labels[:n_train])
-    trained = train_masked(model, mask, sub, val, test, ts, max_len, seed=1)
+    train_masked(model, mask, sub, val, test, ts, max_len, seed=1)
     xva = pad_all(val, max_len, vocab.pad_id)
     naive_acc = naive_accuracy(model, xva, val.labels, 256)
     engine_acc = accuracy(model, val, max_len)
@@ -461,7 +461,7 @@ def main(argv=None) -> dict:
     out_path = args.out or ROOT / "benchmarks" / "results" / f"bench-{mode}.json"
     t_all = time.perf_counter()
 
-    splits = tickets.domain_data(settings.data, settings.vocab, DOMAIN)
+    splits = procedures.domain_data(settings.data, settings.vocab, DOMAIN)
     work = job_work(settings, splits)
     threads = os.cpu_count() or 1
     peak = {"one_process_all_threads": matmul_peak(threads), "two_single_thread_processes": peak_two_processes()}
@@ -470,14 +470,14 @@ def main(argv=None) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-store-") as root:
         load0 = os.getloadavg()[0]
         t = time.perf_counter()
-        df = tickets.run_tickets(settings, [DOMAIN], settings.seeds, list(settings.strategies),
+        df = runner.run_tickets(settings, [DOMAIN], settings.seeds, list(settings.strategies),
                                  progress=False, store=RunStore(root))
         engine_wall = time.perf_counter() - t
     df = df[["seed", "strategy", "round", "val_acc", "test_acc"]].copy()
     df.loc[df["round"] == 0, "strategy"] = "FULL-MODEL"           # round 0 is listed once per strategy
     engine_rows = df.drop_duplicates().to_dict("records")
     engine_rss = max(maxrss_mb(resource.RUSAGE_CHILDREN), maxrss_mb(resource.RUSAGE_SELF))
-    engine_workers = tickets.default_workers(len(settings.seeds) * len(settings.strategies))
+    engine_workers = runner.default_workers(len(settings.seeds) * len(settings.strategies))
     torch.set_num_threads(threads)
 
     torch.set_num_threads(threads)

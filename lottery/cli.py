@@ -1,7 +1,8 @@
 """The ``lottery`` command line: one sub-command per stage of the book.
 
 Each ``add_*`` function below declares one sub-command's arguments and the function
-that runs it; the work itself lives in the library modules.
+that runs it; the work itself lives in the library modules. Those are imported inside
+the functions that use them, so that ``lottery --help`` does not load torch or jupyter.
 """
 
 from __future__ import annotations
@@ -9,27 +10,22 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any, Callable
 
 from lottery import config
 
 
 def _profile_settings(args: argparse.Namespace) -> config.ExperimentSettings:
-    """The chosen profile with ``--set key=value`` overrides (values parsed as JSON)."""
-    settings = config.get_profile(args.profile)
-    changes: dict[str, Any] = {}
-    for item in getattr(args, "set", None) or []:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--set expects key=value, got {item!r}")
-        try:
-            changes[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            changes[key] = raw
+    """The chosen profile with ``--set key=value`` overrides, resolved and checked once
+    (:func:`lottery.experiment.resolve`); a bad value exits with one line (code 2)."""
+    from lottery import experiment
+
     try:
-        return config.override(settings, **changes)
-    except (ValueError, TypeError) as exc:
-        raise SystemExit(f"lottery: {exc}") from None
+        return experiment.from_profile(args.profile, config.parse_set(getattr(args, "set", None)))
+    except ValueError as exc:
+        print(f"lottery: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def _add_profile_args(p: argparse.ArgumentParser) -> None:
@@ -62,7 +58,7 @@ def add_divergence(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_divergence(args: argparse.Namespace) -> int:
-    from lottery import data, divergence  # imported here: keeps `lottery --help` fast
+    from lottery import data, divergence
 
     settings = _profile_settings(args)
     try:
@@ -87,21 +83,41 @@ def _run_divergence(args: argparse.Namespace) -> int:
     return 0
 
 
-def _chapter_params(items: list[list[str]] | None) -> dict[str, Any]:
-    """``-p NAME VALUE`` pairs; VALUE is parsed as JSON (plain strings allowed)."""
-    params: dict[str, Any] = {}
-    for name, raw in items or []:
-        try:
-            params[name] = json.loads(raw)
-        except json.JSONDecodeError:
-            params[name] = raw
-    return params
+def _chapter_params(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """The profile and chapter parameters of ``lottery chapter`` / ``lottery book``.
+
+    ``-p NAME VALUE`` gives a chapter parameter, VALUE read by the same JSON-or-string
+    rule as ``--set``; ``--set KEY=VALUE`` settings are merged into the ``overrides``
+    parameter (``--set`` wins), so every command speaks one settings vocabulary.
+    """
+    params = config.parse_set([f"{name}={raw}" for name, raw in args.parameter or []])
+    settings = config.parse_set(args.set)
+    if settings:
+        given = params.get("overrides") or {}
+        if not isinstance(given, dict):
+            raise ValueError(f"parameter 'overrides' must be a dict of dotted settings, "
+                             f"got {given!r}")
+        params["overrides"] = {**given, **settings}
+    return params.pop("profile", args.profile), params
 
 
-def _add_chapter_param_arg(p: argparse.ArgumentParser) -> None:
+def _add_chapter_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", default="course", choices=sorted(config.PROFILES),
+                   help="experiment profile (default: course)")
     p.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"),
                    help="chapter parameter, VALUE as JSON, e.g. -p domains '[\"books\"]' "
-                        "-p rounds 8 (repeatable)")
+                        "-p rounds 8 -p p 0.35 (repeatable)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override one setting, like `lottery tickets --set` (it goes into "
+                        "the 'overrides' parameter), e.g. --set train.lr=0.001 (repeatable)")
+    p.add_argument("--project", metavar="DIR",
+                   help="the lottery-book project (default: found from the working directory)")
+
+
+def _usage_error(command: str, exc: Exception) -> int:
+    """Bad input (chapter, parameter, setting, project): one line, exit code 2."""
+    print(f"lottery {command}: {exc}", file=sys.stderr)
+    return 2
 
 
 @command
@@ -109,34 +125,32 @@ def add_chapter(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("chapter", help="execute one book chapter with parameters (papermill)")
     p.add_argument("name", nargs="?", help="chapter: intro, data, divergence, tickets, "
                                            "transfer, phase, verdict")
-    p.add_argument("--profile", default="course", choices=sorted(config.PROFILES),
-                   help="experiment profile (default: course)")
-    _add_chapter_param_arg(p)
-    p.add_argument("--output", "-o", help="executed notebook (default: book/chapters/NAME.ipynb)")
+    _add_chapter_args(p)
+    p.add_argument("--output", "-o", help="executed notebook (default: "
+                                          "book/chapters/NAME.ipynb in the project)")
     p.add_argument("--list", action="store_true", help="list chapters and their parameters")
     p.set_defaults(run=_run_chapter)
 
 
 def _run_chapter(args: argparse.Namespace) -> int:
-    from lottery import book
+    from lottery import build, chapters
 
-    if args.list:
-        for ch in book.CHAPTERS:
-            params = ", ".join(f"{k}={v!r}" for k, v in book.chapter_parameters(ch.name).items())
-            print(f"{ch.name:<11} {ch.title:<32} {params}")
-        return 0
-    if not args.name:
-        raise SystemExit("lottery chapter: give a chapter name (or --list)")
-    params = _chapter_params(args.parameter)
-    profile = params.pop("profile", args.profile)
     try:
-        book.chapter(args.name)
-        book.check_parameters(args.name, {"profile": profile, **params})
-    except ValueError as exc:
-        raise SystemExit(f"lottery chapter: {exc}") from None
-    try:
-        book.execute_chapter(args.name, profile, params, output=args.output)
-    except book.ChapterError as exc:
+        if args.list:
+            notebooks = build.notebooks_dir(args.project)
+            for ch in chapters.CHAPTERS:
+                declared = chapters.read_chapter(ch.name, notebooks).parameters
+                params = ", ".join(f"{k}={v!r}" for k, v in declared.items())
+                print(f"{ch.name:<11} {ch.title:<32} {params}")
+            return 0
+        if not args.name:
+            raise ValueError("give a chapter name (or --list)")
+        profile, params = _chapter_params(args)
+        build.execute_chapter(args.name, profile, params, output=args.output,
+                              project=args.project)
+    except (ValueError, build.ProjectNotFoundError) as exc:
+        return _usage_error("chapter", exc)
+    except build.ChapterError as exc:
         print(f"lottery chapter: {exc}", file=sys.stderr)
         return 1
     return 0
@@ -145,38 +159,30 @@ def _run_chapter(args: argparse.Namespace) -> int:
 @command
 def add_book(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("book", help="execute every chapter and build the HTML book")
-    p.add_argument("--profile", default="course", choices=sorted(config.PROFILES),
-                   help="experiment profile (default: course)")
-    _add_chapter_param_arg(p)
+    _add_chapter_args(p)
     p.add_argument("--no-execute", action="store_true",
                    help="rebuild the HTML from the already executed chapters")
     p.add_argument("--no-html", action="store_true", help="execute the chapters only")
     p.add_argument("--book-dir", help="build in this folder (a copy of book/) instead of book/")
     p.add_argument("--assets-only", action="store_true",
                    help="only put Vega and MathJax into book/_static (offline set-up)")
-    p.add_argument("--update-golden", action="store_true",
-                   help="re-execute every chapter with the smoke profile and rewrite "
-                        "tests/golden/ (the nbval reference copies)")
     p.set_defaults(run=_run_book)
 
 
 def _run_book(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from lottery import build
 
-    from lottery import book
-
-    if args.assets_only:
-        book.ensure_assets()
-        return 0
-    if args.update_golden:
-        book.update_golden("smoke")
-        return 0
-    params = _chapter_params(args.parameter)
-    profile = params.pop("profile", args.profile)
+    book_dir = Path(args.book_dir) if args.book_dir else None
     try:
-        book.build_book(profile, params, book_dir=Path(args.book_dir) if args.book_dir else None,
-                        execute=not args.no_execute, html=not args.no_html)
-    except (ValueError, RuntimeError) as exc:
+        if args.assets_only:
+            build.ensure_assets(book_dir or build.find_project(args.project) / build.BOOK_DIR)
+            return 0
+        profile, params = _chapter_params(args)
+        build.build_book(profile, params, book_dir=book_dir, execute=not args.no_execute,
+                         html=not args.no_html, project=args.project)
+    except (ValueError, build.ProjectNotFoundError) as exc:
+        return _usage_error("book", exc)
+    except RuntimeError as exc:
         print(f"lottery book: {exc}", file=sys.stderr)
         return 1
     return 0
@@ -191,9 +197,10 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
 
 
 def _finish_run(args: argparse.Namespace, df, store) -> int:
-    from lottery.tickets import summarize
+    from lottery.procedures import summarize
 
-    print(f"\nresults: {len(df)} trained networks; run store: {store.root}")
+    print(f"\nresults: {len(df)} rows (one per network and curve; round 0 appears under every "
+          f"strategy); run store: {store.root}")
     if args.csv:
         df.to_csv(args.csv, index=False)
         print(f"table written to {args.csv}")
@@ -227,8 +234,8 @@ def add_tickets(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_tickets(args: argparse.Namespace) -> int:
+    from lottery.runner import run_tickets
     from lottery.store import RunStore
-    from lottery.tickets import run_tickets
 
     settings = _profile_settings(args)
     store = RunStore(args.runs)
@@ -253,8 +260,8 @@ def add_transfer(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_transfer(args: argparse.Namespace) -> int:
+    from lottery.runner import run_transfer
     from lottery.store import RunStore
-    from lottery.tickets import run_transfer
 
     settings = _profile_settings(args)
     store = RunStore(args.runs)
@@ -264,13 +271,40 @@ def _run_transfer(args: argparse.Namespace) -> int:
         for item in args.pairs:
             source, sep, target = item.partition(":")
             if not sep:
-                raise SystemExit(f"lottery: --pairs expects SOURCE:TARGET, got {item!r}")
+                print(f"lottery: --pairs expects SOURCE:TARGET, got {item!r}", file=sys.stderr)
+                return 2
             pairs.append((source, target))
 
     def go():
         df = run_transfer(settings, pairs, args.seeds, args.strategies, not args.quiet, args.workers, store)
         return _finish_run(args, df, store)
     return _engine_errors(go)
+
+
+@command
+def add_profile(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("profile", help="print a profile's fully resolved settings (with --set applied)")
+    p.add_argument("name", choices=sorted(config.PROFILES), help="profile")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one setting (repeatable)")
+    p.add_argument("--json", action="store_true", help="print JSON (default: one KEY = VALUE per line)")
+    p.set_defaults(run=_run_profile)
+
+
+def _run_profile(args: argparse.Namespace) -> int:
+    args.profile = args.name
+    settings = config.to_dict(_profile_settings(args))
+    if args.json:
+        print(json.dumps(settings, indent=2))
+        return 0
+
+    def flat(prefix: str, obj: Any) -> None:
+        if isinstance(obj, dict):
+            for k, v in obj.items():
+                flat(f"{prefix}{k}.", v)
+        else:
+            print(f"{prefix[:-1]} = {json.dumps(obj)}")
+    flat("", settings)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,6 +10,7 @@ the hash.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 from dataclasses import dataclass, field, fields, replace
@@ -105,6 +106,10 @@ class TrainSettings:
     #: (:mod:`lottery.stacked`): same maths, float-tolerance (not bitwise) equal to
     #: separate training, so stacked runs get their own hashes. False keeps old hashes.
     stack_strategies: bool = field(default=False, metadata=neutral(False))
+    #: Intra-op threads the training itself uses. The thread count changes float
+    #: summation order, so it is part of the run key (1, the neutral value, is what
+    #: every stored run used: one single-threaded worker per core).
+    threads: int = field(default=1, metadata=neutral(1))
 
 
 @dataclass(frozen=True)
@@ -236,6 +241,24 @@ def override(settings: Any, **changes: Any) -> Any:
         if isinstance(current, tuple) and isinstance(value, list):
             flat[key] = tuple(tuple(v) if isinstance(v, list) else v for v in value)
     return replace(settings, **flat)
+
+
+def parse_set(items: list[str] | None) -> dict[str, Any]:
+    """``["train.lr=1e-3", "seeds=[0,1]"]`` -> ``{"train.lr": 0.001, "seeds": [0, 1]}``.
+
+    The one syntax for overrides everywhere (``--set`` of every command, the chapters'
+    ``overrides`` parameter): values are JSON, and a value that is not JSON is a string.
+    """
+    changes: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            changes[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            changes[key.strip()] = raw
+    return changes
 
 
 def to_dict(settings: Any) -> dict[str, Any]:

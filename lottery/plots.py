@@ -3,13 +3,14 @@
 Altair's default renderers load Vega, Vega-Lite and vega-embed from a CDN, which
 fails offline. :func:`use_offline_renderer` registers a renderer whose HTML calls a
 global ``vegaEmbed`` that the book serves itself: :func:`write_vega_bundle` writes
-the bundle that ``vl-convert-python`` ships into the book's ``_static`` folder and
-``_config.yml`` lists it in ``html_js_files``. The rendered output also carries the
+the bundle that ``vl-convert-python`` ships into the book's ``_static`` folder, whose
+``.js`` files jupyter-book loads on every page. The rendered output also carries the
 Vega-Lite mime bundle, so the same notebook shows its charts in JupyterLab.
 
-The chart builders take the tidy frames of :mod:`lottery.book` summaries and return
+The chart builders take the tidy frames of :mod:`lottery.analysis` and return
 ``alt.Chart`` objects with tooltips, a domain (or transfer-pair) drop-down and a
-clickable legend that highlights one strategy.
+clickable legend that highlights one strategy. Each strategy has one colour in every
+chart, from the strategy table (:func:`lottery.strategies.colour`).
 """
 
 from __future__ import annotations
@@ -23,20 +24,10 @@ from typing import Iterable, Sequence
 import altair as alt
 import pandas as pd
 
+from lottery.labels import nines
+
 VEGA_BUNDLE_NAME = "vega-bundle.js"
 RENDERER_NAME = "lottery-offline"
-
-#: One colour per strategy, fixed so the same strategy looks the same in every chart.
-STRATEGY_COLOURS: dict[str, str] = {
-    "FULL-MODEL": "#555555",
-    "TICKET-RESET": "#1f77b4",
-    "TICKET-RANDOM": "#ff7f0e",
-    "RANDOM-PRUNING": "#2ca02c",
-    "TICKET-TARGET": "#1f77b4",
-    "MASKS-RESET": "#9467bd",
-    "MASKS-RANDOM": "#d62728",
-}
-
 
 # ------------------------------------------------------------------ offline renderer
 def vegalite_minor_version() -> str:
@@ -117,18 +108,6 @@ def use_offline_renderer() -> None:
 
 
 # ------------------------------------------------------------------ sparsity axis
-def nines(sparsity: float | pd.Series) -> float | pd.Series:
-    """Position on the paper-like sparsity axis: ``-log10(1 - sparsity)``.
-
-    Equal steps of pruning (each round removes the same share of survivors) become
-    equal steps on this axis, so 0%, 35%, 58%, ..., 99% and 99.9% are spread out the
-    way the paper's non-uniform ticks are.
-    """
-    if isinstance(sparsity, pd.Series):
-        return -((1.0 - sparsity.clip(upper=1 - 1e-9)).map(math.log10))
-    return -math.log10(max(1.0 - float(sparsity), 1e-9))
-
-
 def sparsity_ticks(sparsities: Iterable[float], max_ticks: int = 9) -> list[float]:
     """Axis positions (in :func:`nines` units) for a readable subset of the sparsities."""
     values = sorted({round(nines(s), 6) for s in sparsities})
@@ -151,6 +130,7 @@ _SPARSITY_LABEL = (
 
 
 def sparsity_axis(sparsities: Iterable[float], title: str = "sparsity (log-spaced)") -> alt.X:
+    """The paper-like x axis: positions in :func:`nines` units, labelled in sparsity (%)."""
     sparsities = list(sparsities)
     ticks = sparsity_ticks(sparsities)
     end = max(ticks) * 1.05 if ticks and max(ticks) > 0 else 1.0
@@ -164,6 +144,40 @@ def sparsity_axis(sparsities: Iterable[float], title: str = "sparsity (log-space
 
 
 # ------------------------------------------------------------------ charts
+def _strategy_colour(strategies: Sequence[str], **kwargs: object) -> alt.Color:
+    """Colour by strategy, each in its colour from the strategy table."""
+    from lottery import strategies as table  # the table imports the engine (torch)
+
+    return alt.Color("strategy:N", sort=list(strategies),
+                     scale=alt.Scale(domain=list(strategies),
+                                     range=[table.colour(s) for s in strategies]), **kwargs)
+
+
+def _tooltip(facet: str, facet_title: str, series: str,
+             *values: tuple[str, ...]) -> list[alt.Tooltip]:
+    """Hover text: panel, series, round and sparsity, then ``(field, title[, format])``s."""
+    return [alt.Tooltip(f"{facet}:N", title=facet_title), alt.Tooltip(f"{series}:N"),
+            alt.Tooltip("round:Q"), alt.Tooltip("sparsity:Q", format=".3%"),
+            *(alt.Tooltip(field, title=title, format=fmt[0] if fmt else alt.Undefined)
+              for field, title, *fmt in values)]
+
+
+def _faceted(chart: alt.Chart | alt.LayerChart, data: pd.DataFrame, facet: str,
+             facet_title: str, columns: int, title: str, *params: object) -> alt.FacetChart:
+    """One panel per ``facet`` value (in data order) and a drop-down to show one or all."""
+    options = list(dict.fromkeys(data[facet]))
+    pick = alt.param(
+        name="pick", value="all",
+        bind=alt.binding_select(options=["all", *options], name=f"{facet_title}: "),
+    )
+    return (
+        chart.facet(facet=alt.Facet(f"{facet}:N", title=None, sort=options), columns=columns)
+        .transform_filter(f"pick == 'all' || datum['{facet}'] == pick")
+        .add_params(pick, *params)
+        .properties(title=title)
+    )
+
+
 def accuracy_bands(
     summary: pd.DataFrame,
     *,
@@ -183,31 +197,11 @@ def accuracy_bands(
     strategy, and hovering shows the numbers.
     """
     data = summary[summary["strategy"].isin(strategies)].copy()
-    options = list(dict.fromkeys(data[facet]))
-    pick = alt.param(
-        name="pick",
-        value="all",
-        bind=alt.binding_select(options=["all", *options], name=f"{facet_title}: "),
-    )
     legend = alt.selection_point(fields=["strategy"], bind="legend", name="legend")
-    colour = alt.Color(
-        "strategy:N",
-        title="strategy",
-        sort=list(strategies),
-        scale=alt.Scale(domain=list(strategies),
-                        range=[STRATEGY_COLOURS.get(s, "#333333") for s in strategies]),
-    )
     x = sparsity_axis(data["sparsity"])
-    tooltip = [
-        alt.Tooltip(f"{facet}:N", title=facet_title),
-        alt.Tooltip("strategy:N"),
-        alt.Tooltip("round:Q"),
-        alt.Tooltip("sparsity:Q", format=".3%"),
-        alt.Tooltip("mean:Q", title="mean test acc", format=".3f"),
-        alt.Tooltip("std:Q", title="std over seeds", format=".3f"),
-        alt.Tooltip("n:Q", title="seeds"),
-    ]
-    base = alt.Chart().encode(x=x, color=colour)
+    tooltip = _tooltip(facet, facet_title, "strategy", ("mean:Q", "mean test acc", ".3f"),
+                       ("std:Q", "std over seeds", ".3f"), ("n:Q", "seeds"))
+    base = alt.Chart().encode(x=x, color=_strategy_colour(strategies, title="strategy"))
     band = base.mark_area(opacity=0.18).encode(
         y=alt.Y("lo:Q", title="test accuracy", scale=alt.Scale(zero=False)),
         y2="hi:Q",
@@ -222,10 +216,7 @@ def accuracy_bands(
     )
     layered = alt.layer(band, line, data=data).properties(width=width, height=height)
     return (
-        layered.facet(facet=alt.Facet(f"{facet}:N", title=None, sort=options), columns=columns)
-        .transform_filter(f"pick == 'all' || datum['{facet}'] == pick")
-        .add_params(pick, legend)
-        .properties(title=title)
+        _faceted(layered, data, facet, facet_title, columns, title, legend)
         .resolve_scale(y="independent")
         .configure_legend(orient="top", columns=4, labelLimit=200, symbolOpacity=1)
     )
@@ -236,35 +227,19 @@ def difference_intervals(
     width: int = 150, height: int = 150,
 ) -> alt.FacetChart:
     """Paired difference (mean and t-interval) vs sparsity, one panel per ``facet``."""
-    options = list(dict.fromkeys(diffs[facet]))
-    pick = alt.param(
-        name="pick", value="all",
-        bind=alt.binding_select(options=["all", *options], name=f"{facet_title}: "),
-    )
     x = sparsity_axis(diffs["sparsity"])
-    tooltip = [
-        alt.Tooltip(f"{facet}:N", title=facet_title),
-        alt.Tooltip("comparison:N"),
-        alt.Tooltip("round:Q"),
-        alt.Tooltip("sparsity:Q", format=".3%"),
-        alt.Tooltip("mean_diff:Q", title="mean difference", format="+.3f"),
-        alt.Tooltip("ci_low:Q", title="95% CI low", format="+.3f"),
-        alt.Tooltip("ci_high:Q", title="95% CI high", format="+.3f"),
-        alt.Tooltip("n:Q", title="paired seeds"),
-    ]
+    tooltip = _tooltip(facet, facet_title, "comparison",
+                       ("mean_diff:Q", "mean difference", "+.3f"),
+                       ("ci_low:Q", "95% CI low", "+.3f"), ("ci_high:Q", "95% CI high", "+.3f"),
+                       ("n:Q", "paired seeds"))
     base = alt.Chart().encode(x=x, color=alt.Color("comparison:N", title="comparison"))
     band = base.mark_area(opacity=0.2).encode(
         y=alt.Y("ci_low:Q", title="accuracy difference"), y2="ci_high:Q")
     line = base.mark_line(point=True).encode(y="mean_diff:Q", tooltip=tooltip)
     zero = alt.Chart().mark_rule(color="black", strokeDash=[2, 2]).encode(y=alt.datum(0))
     layered = alt.layer(band, line, zero, data=diffs).properties(width=width, height=height)
-    return (
-        layered.facet(facet=alt.Facet(f"{facet}:N", title=None, sort=options), columns=columns)
-        .transform_filter(f"pick == 'all' || datum['{facet}'] == pick")
-        .add_params(pick)
-        .properties(title=title)
-        .configure_legend(orient="top", labelLimit=300)
-    )
+    return (_faceted(layered, diffs, facet, facet_title, columns, title)
+            .configure_legend(orient="top", labelLimit=300))
 
 
 def spread_lines(
@@ -273,31 +248,15 @@ def spread_lines(
 ) -> alt.FacetChart:
     """Standard deviation of test accuracy over seeds vs sparsity, per strategy."""
     data = spread[spread["strategy"].isin(strategies)]
-    options = list(dict.fromkeys(data[facet]))
-    pick = alt.param(
-        name="pick", value="all",
-        bind=alt.binding_select(options=["all", *options], name=f"{facet_title}: "),
-    )
-    colour = alt.Color(
-        "strategy:N", sort=list(strategies),
-        scale=alt.Scale(domain=list(strategies),
-                        range=[STRATEGY_COLOURS.get(s, "#333333") for s in strategies]),
-    )
     chart = alt.Chart(data).mark_line(point=True).encode(
         x=sparsity_axis(data["sparsity"]),
         y=alt.Y("std:Q", title="std of test accuracy over seeds"),
-        color=colour,
-        tooltip=[alt.Tooltip(f"{facet}:N", title=facet_title), "strategy:N", "round:Q",
-                 alt.Tooltip("sparsity:Q", format=".3%"),
-                 alt.Tooltip("std:Q", format=".4f"), alt.Tooltip("n:Q", title="seeds")],
+        color=_strategy_colour(strategies),
+        tooltip=_tooltip(facet, facet_title, "strategy", ("std:Q", "std", ".4f"),
+                         ("n:Q", "seeds")),
     ).properties(width=width, height=height)
-    return (
-        chart.facet(facet=alt.Facet(f"{facet}:N", title=None, sort=options), columns=columns)
-        .transform_filter(f"pick == 'all' || datum['{facet}'] == pick")
-        .add_params(pick)
-        .properties(title=title)
-        .configure_legend(orient="top", columns=4, labelLimit=200, symbolOpacity=1)
-    )
+    return (_faceted(chart, data, facet, facet_title, columns, title)
+            .configure_legend(orient="top", columns=4, labelLimit=200, symbolOpacity=1))
 
 
 def jsd_heatmap(jsd: pd.DataFrame, title: str) -> alt.LayerChart:

@@ -1,4 +1,4 @@
-"""K text CNNs of the same shape trained as one network (opt-in: ``train.stack_strategies``).
+"""K text CNNs of the same shape as one network (opt-in: ``train.stack_strategies``).
 
 Within a (domain, seed), round r of every strategy trains with the same batch order and
 the same dropout noise (see :mod:`lottery.tickets`), so K such models can share every
@@ -14,29 +14,24 @@ batch: their weights are stacked along a new leading axis and
 
 The maths is that of K separate models; the floating-point summation order of the
 grouped convolution differs, so results agree to float tolerance, not bitwise
-(``tests/test_bench.py`` checks logits, gradients and trained results). For the narrow
-course model (48/24/24) this fills the CPU's vector units better than K small
-convolutions; for the paper-width model it brings nothing (see the README's Speed
-section). Use it through :func:`train_stacked`; the ticket engine does when
-``TrainSettings.stack_strategies`` is set (round r of a (domain, seed)'s strategies in
-lockstep, see :func:`lottery.tickets.find_tickets`).
+(``tests/test_bench.py`` checks logits, gradients and trained results). On the 2-core
+CPU it measured no faster than separate training (course book: 587 s vs 598 s); it is
+kept for GPUs, where K small networks per kernel launch fill the device better. The
+training loop (:func:`lottery.train.train_models`) uses it when given K > 1 models; the
+ticket engine does so when ``TrainSettings.stack_strategies`` is set (round r of a
+(domain, seed)'s strategies in lockstep, see :mod:`lottery.procedures`).
 """
 
 from __future__ import annotations
 
-import copy
-import time
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lottery.config import TrainSettings
 from lottery.masks import Mask
-from lottery.model import TextCNN, pad_length
-from lottery.train import (EncodedSplit, TrainResult, autocast, bucketed_batches, collate,
-                           make_optimizer)
+from lottery.model import TextCNN
 
 
 class StackedTextCNN(nn.Module):
@@ -121,91 +116,3 @@ class StackedTextCNN(nn.Module):
         h = torch.cat(pooled, dim=2).transpose(0, 1)                                     # (K, B, 3C)
         h = F.relu(torch.baddbmm(self.hidden_bias.unsqueeze(1), h, self.hidden_weight.transpose(1, 2)))
         return torch.baddbmm(self.out_bias.unsqueeze(1), h, self.out_weight.transpose(1, 2))
-
-
-@torch.no_grad()
-def stacked_correct(model: StackedTextCNN, split: EncodedSplit, max_len: int, batch_size: int,
-                    device: str, autocast_dtype: str | None = None) -> list[float]:
-    """Accuracy of each of the K models (length-sorted large batches)."""
-    model.eval()
-    order = torch.sort(split.lengths, stable=True).indices
-    correct = torch.zeros(model.k, dtype=torch.long)
-    for index in order.split(batch_size):
-        tokens, labels = collate(split, index, max_len, model.settings, model.pad_id)
-        with autocast(device, autocast_dtype):
-            logits = model(tokens.to(device))
-        correct += (logits.argmax(dim=2).cpu() == labels.unsqueeze(0)).sum(dim=1)
-    return [int(c) / len(split) for c in correct]
-
-
-def train_stacked(models: Sequence[TextCNN], masks: Sequence[Mask], train: EncodedSplit,
-                  val: EncodedSplit, test: EncodedSplit, settings: TrainSettings, max_len: int,
-                  seed: int) -> list[TrainResult]:
-    """K calls of :func:`lottery.train.train_masked` with the same ``seed``, as one.
-
-    Early stopping is per model: a model that stops keeps the results it had at that
-    point (it keeps being computed, which wastes work but not correctness).
-    """
-    device, amp = settings.device, getattr(settings, "autocast_dtype", None)
-    for m, mask in zip(models, masks):
-        from lottery.masks import apply_mask
-
-        apply_mask(m, mask)
-    stacked = StackedTextCNN(models).to(device)
-    float_masks = stacked.stack_masks(masks)
-    optimizer = make_optimizer(stacked, settings)
-    generator = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-
-    k = stacked.k
-    start = time.perf_counter()
-    best_acc, best_epoch, bad = [-1.0] * k, [0] * k, [0] * k
-    best_state: list[dict | None] = [None] * k
-    history: list[list[float]] = [[] for _ in range(k)]
-    running = [True] * k
-    lengths = train.lengths
-    for epoch in range(1, settings.max_epochs + 1):
-        stacked.train()
-        for index in bucketed_batches(lengths, settings.batch_size, generator):
-            tokens, labels = collate(train, index, max_len, stacked.settings, stacked.pad_id)
-            labels = labels.to(device)
-            with autocast(device, amp):
-                logits = stacked(tokens.to(device))
-            loss = sum(F.cross_entropy(logits[i].float(), labels) for i in range(k))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            with torch.no_grad():
-                for p, m in float_masks:
-                    p.mul_(m)
-        accs = stacked_correct(stacked, val, max_len, settings.eval_batch_size, device, amp)
-        states = None
-        for i in range(k):
-            if not running[i]:
-                continue
-            history[i].append(accs[i])
-            if accs[i] > best_acc[i]:
-                best_acc[i], best_epoch[i], bad[i] = accs[i], epoch, 0
-                states = states or stacked.state_dicts()
-                best_state[i] = copy.deepcopy(states[i])
-            else:
-                bad[i] += 1
-                if settings.patience is not None and bad[i] >= settings.patience:
-                    running[i] = False
-        if not any(running):
-            break
-    # Test accuracy of each model's best weights.
-    best_models = []
-    for i, m in enumerate(models):
-        m.load_state_dict(best_state[i])
-        best_models.append(m)
-    final = StackedTextCNN(best_models).to(device)
-    test_acc = stacked_correct(final, test, max_len, settings.eval_batch_size, device, amp)
-    seconds = time.perf_counter() - start
-    return [TrainResult(val_acc=best_acc[i], test_acc=test_acc[i], best_epoch=best_epoch[i],
-                        epochs_run=len(history[i]), seconds=seconds / k, history=history[i],
-                        state={n: t.clone() for n, t in best_state[i].items()})
-            for i in range(k)]
-
-
-__all__ = ["StackedTextCNN", "stacked_correct", "train_stacked", "pad_length"]

@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,22 @@ def load_json(path: Path) -> Any:
         return json.load(fh)
 
 
+#: Test hook for deterministic interruption: ``LOTTERY_KILL_AT=N`` SIGKILLs this process
+#: right after its N-th finished step; ``N:mid`` kills it in the middle of writing the
+#: N-th step (tensors written, metrics not, folder not renamed). Unset in normal use.
+KILL_ENV = "LOTTERY_KILL_AT"
+_steps_written = 0
+
+
+def _maybe_kill(phase: str) -> None:
+    spec = os.environ.get(KILL_ENV)
+    if not spec:
+        return
+    n, _, when = spec.partition(":")
+    if int(n) == _steps_written + (phase == "mid") and (when or "after") == phase:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 class RunDir:
     """One run: ``settings.json``, optional ``theta0.pt``, and finished steps as folders.
 
@@ -110,9 +127,11 @@ class RunDir:
         final = self.path / step
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp"))
+        global _steps_written
         try:
             for name, t in (tensors or {}).items():
                 torch.save({k: v.detach().cpu() for k, v in t.items()}, tmp / f"{name}.pt")
+            _maybe_kill("mid")
             with open(tmp / "metrics.json", "w") as fh:
                 json.dump(metrics, fh, indent=1, sort_keys=True)
             if final.exists():          # a half-deleted leftover; finished steps are skipped
@@ -121,6 +140,8 @@ class RunDir:
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
+        _steps_written += 1
+        _maybe_kill("after")
 
     def metrics(self, step: str) -> dict[str, Any]:
         return load_json(self.path / step / "metrics.json")

@@ -16,10 +16,10 @@ import torch.nn.functional as F
 from lottery import config
 from lottery.config import ModelSettings, TrainSettings
 from lottery.masks import full_mask
-from lottery.model import TextCNN, init_model
-from lottery.stacked import StackedTextCNN, train_stacked
+from lottery.model import init_model
+from lottery.stacked import StackedTextCNN
 from lottery.store import settings_hash
-from lottery.train import accuracy, train_masked
+from lottery.train import accuracy, train_masked, train_models
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_train import sparse_mask, splits  # noqa: E402
@@ -88,13 +88,13 @@ def test_stacked_model_matches_separate_models(settings):
                for a, b in zip(sd.values(), m.state_dict().values()))
 
 
-def test_train_stacked_gives_the_results_of_separate_runs():
+def test_training_k_models_stacked_gives_the_results_of_separate_runs():
     train, val, test = splits()
     ms = COURSE
     ts = TrainSettings(max_epochs=3, lr=1e-2, patience=1)
     masks = [full_mask(init_model(200, ms, seed=0)), sparse_mask(init_model(200, ms, seed=1)),
              sparse_mask(init_model(200, ms, seed=2), 2)]
-    together = train_stacked([init_model(200, ms, seed=s) for s in range(3)], masks, train, val, test, ts, 60, seed=7)
+    together = train_models([init_model(200, ms, seed=s) for s in range(3)], masks, train, val, test, ts, 60, seed=7)
     for s, res in enumerate(together):
         alone = train_masked(init_model(200, ms, seed=s), masks[s], train, val, test, ts, 60, seed=7)
         assert res.history == pytest.approx(alone.history, abs=1 / 128) and res.epochs_run == alone.epochs_run
@@ -138,11 +138,11 @@ def test_cuda_training_end_to_end():
 
 
 def test_finer_jobs_on_two_workers_give_the_same_rows(mirror, tmp_path):
-    from lottery import tickets
+    from lottery import runner
     from lottery.store import RunStore
 
     s = config.override(config.get_profile("smoke"), **{"prune.rounds": 1, "train.max_epochs": 1})
-    frames = [tickets.run_tickets(s, ["books"], [0], ["reset", "random"], progress=False, workers=w,
+    frames = [runner.run_tickets(s, ["books"], [0], ["reset", "random"], progress=False, workers=w,
                                   store=RunStore(tmp_path / str(w))).drop(columns="seconds")
               for w in (1, 2)]                                    # 2 workers: round 0, then 2 chains
     assert frames[0].equals(frames[1]) and len(frames[0]) == 4

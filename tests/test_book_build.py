@@ -22,7 +22,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from lottery import book
+from golden_tools import GOLDEN_DIR, SANITIZE_FILE
+from lottery import build, chapters
 
 pytestmark = [pytest.mark.book, pytest.mark.slow]
 
@@ -34,14 +35,14 @@ MATH_PAGES = ("divergence", "tickets", "phase")
 def smoke_book(tmp_path_factory, mirror):
     root = tmp_path_factory.mktemp("book")
     start = time.perf_counter()
-    index = book.build_book("smoke", book_dir=root, log=print)
+    index = build.build_book("smoke", book_dir=root, project=REPO, log=print)
     elapsed = time.perf_counter() - start
     print(f"smoke book built in {elapsed:.1f} s at {root}")
     return {"root": root, "index": index, "seconds": elapsed}
 
 
 def _pages(root: Path) -> dict[str, Path]:
-    return {c.name: root / "_build" / "html" / "chapters" / f"{c.name}.html" for c in book.CHAPTERS}
+    return {c.name: root / "_build" / "html" / "chapters" / f"{c.name}.html" for c in chapters.CHAPTERS}
 
 
 def _chart_outputs(nb_path: Path) -> int:
@@ -61,8 +62,8 @@ def test_smoke_book_builds_every_chapter(smoke_book):
         assert not errors, f"{name}: {errors[0]['ename']}: {errors[0]['evalue']}"
         injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
         assert injected and 'profile = "smoke"' in injected[0].source
-    timings = json.loads((root / "chapters" / book.TIMINGS_FILE).read_text())
-    assert set(timings) == set(book.EXECUTION_ORDER)
+    timings = json.loads((root / "chapters" / build.TIMINGS_FILE).read_text())
+    assert set(timings) == set(chapters.EXECUTION_ORDER)
     assert smoke_book["seconds"] < 600
 
 
@@ -72,7 +73,7 @@ def test_glued_numbers_are_pasted_into_the_prose(smoke_book):
     assert pasted and all(p.strip() for p in pasted)
     from lottery import data
 
-    settings = book.chapter_settings("smoke").settings
+    settings = chapters.chapter_settings("smoke").settings
     total = int(data.split_summary(settings.data)["n_reviews"].sum())
     assert f"{total:,}" in pasted
     verdict = _pages(smoke_book["root"])["verdict"].read_text()
@@ -86,20 +87,20 @@ def test_html_loads_nothing_from_the_network(smoke_book):
         hits = pattern.findall(page.read_text())
         assert not hits, f"{page.name} loads {hits[0]}"
     assert (html_dir / "_static" / "vega-bundle.js").exists()
-    assert (html_dir / "mathjax" / book.MATHJAX_FILE).exists()
+    assert (html_dir / "mathjax" / build.MATHJAX_FILE).exists()
 
 
 def test_nbval_goldens(smoke_book):
     """Re-execute the golden notebooks and compare their text outputs (nbval)."""
-    goldens = sorted(str(p) for p in book.GOLDEN_DIR.glob("*.ipynb"))
-    assert len(goldens) == len(book.CHAPTERS)
+    goldens = sorted(str(p) for p in GOLDEN_DIR.glob("*.ipynb"))
+    assert len(goldens) == len(chapters.CHAPTERS)
     cmd = [sys.executable, "-m", "pytest", "-q", "--nbval", "--nbval-current-env",
-           "--nbval-sanitize-with", str(book.SANITIZE_FILE), "--noconftest",
+           "--nbval-sanitize-with", str(SANITIZE_FILE), "--noconftest",
            "-p", "no:cacheprovider", "--nbval-cell-timeout", "600", *goldens]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=os.environ.copy())
     assert proc.returncode == 0, (
         "nbval: executed chapters differ from tests/golden (if the change is intended, "
-        "run `lottery book --update-golden`):\n" + proc.stdout[-8000:] + proc.stderr[-2000:])
+        "run `python tests/golden_tools.py`):\n" + proc.stdout[-8000:] + proc.stderr[-2000:])
 
 
 # ------------------------------------------------------------------ Chromium

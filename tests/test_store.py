@@ -8,7 +8,7 @@ import torch
 
 from lottery import config
 from lottery.store import RunStore, canonical, load_tensors, settings_hash
-from lottery.tickets import ticket_key
+from lottery.procedures import ticket_key
 
 
 def test_pinned_hash_of_the_paper_ticket_run():
@@ -26,6 +26,18 @@ def test_settings_that_cannot_change_results_are_not_hashed():
     b = ticket_key(config.override(s, **{"prune.rounds": 9, "train.eval_batch_size": 7}), "books", 0)
     c = ticket_key(config.override(s, **{"train.lr": 0.5}), "books", 0)
     assert settings_hash(a) == settings_hash(b) != settings_hash(c)
+
+
+@pytest.mark.parametrize("setting, value", [
+    ("train.lr", 3e-4), ("prune.prune_fraction_per_round", 0.2), ("data.split_seed", 1),
+    ("data.n_train", 150), ("vocab.vocab_size", 900), ("vocab.max_len", 150), ("data.dataset", "blitzer"),
+    ("data.domains", ("books",)), ("model.he_a", 5 ** 0.5), ("train.threads", 2),
+    ("train.autocast_dtype", "bfloat16"), ("train.stack_strategies", True), ("prune.prune_biases", True),
+])
+def test_every_setting_that_changes_numbers_changes_the_run_directory(setting, value):
+    s = config.get_profile("smoke")
+    changed = config.override(s, **{setting: value})
+    assert settings_hash(ticket_key(changed, "books", 0)) != settings_hash(ticket_key(s, "books", 0))
 
 
 def test_a_new_setting_with_a_neutral_default_keeps_old_hashes():

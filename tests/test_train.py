@@ -3,7 +3,7 @@
 import torch
 
 from lottery.config import ModelSettings, TrainSettings
-from lottery.masks import full_mask, magnitude_prune
+from lottery.masks import apply_mask, full_mask, magnitude_prune
 from lottery.model import init_model
 from lottery.train import EncodedSplit, accuracy, bucketed_batches, train_masked
 
@@ -96,3 +96,28 @@ def test_bucketed_batches_are_a_permutation_of_similar_lengths():
     assert sorted(flat.tolist()) == list(range(1000))
     spread = sum(int(lengths[b].max() - lengths[b].min()) for b in batches) / len(batches)
     assert spread < 100                                             # random batches: ~450
+
+
+def test_the_padding_row_stays_zero_and_unpruned_weights_move():
+    """The padding token's embedding is a constant zero: not trainable, not counted."""
+    model = init_model(200, SMALL, seed=0)
+    mask = full_mask(model)
+    assert not mask["embedding.weight"][model.pad_id].any()
+    start = model.embedding.weight.detach().clone()
+    pad_rows = []
+    train, val, test = splits()
+    res = train_masked(model, mask, train, val, test, TrainSettings(max_epochs=2, lr=1e-2), 60, seed=0,
+                       on_step=lambda m: pad_rows.append(m.embedding.weight[m.pad_id].abs().max().item()))
+    assert max(pad_rows) == 0.0 and torch.all(res.state["embedding.weight"][model.pad_id] == 0)
+    assert not torch.equal(res.state["embedding.weight"][1:], start[1:])
+
+
+def test_the_mask_is_applied_before_the_first_step():
+    """A model handed over with pruned weights still non-zero trains as the masked model."""
+    train, val, test = splits()
+    a, b = init_model(200, SMALL, seed=0), init_model(200, SMALL, seed=0)
+    mask = sparse_mask(init_model(200, SMALL, seed=0))
+    apply_mask(b, mask)
+    ts = TrainSettings(max_epochs=1, lr=1e-2)
+    ra, rb = (train_masked(m, mask, train, val, test, ts, 60, seed=1) for m in (a, b))
+    assert all(torch.equal(ra.state[k], rb.state[k]) for k in ra.state)

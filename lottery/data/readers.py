@@ -23,7 +23,6 @@ from __future__ import annotations
 import csv
 import gzip
 import json
-import sys
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -305,14 +304,9 @@ def read_blitzer(path: str | Path, on_error: OnError = "skip",
 
 
 def _raise_csv_field_limit() -> None:
-    """Amazon TSV bodies can exceed csv's default 128 KiB field limit."""
-    limit = sys.maxsize
-    while True:
-        try:
-            csv.field_size_limit(limit)
-            return
-        except OverflowError:
-            limit //= 10
+    """Amazon TSV bodies can exceed csv's default 128 KiB field limit (2**31 - 1 fits a
+    C long on every platform)."""
+    csv.field_size_limit(2**31 - 1)
 
 
 def read_amazon_tsv(path: str | Path, on_error: OnError = "skip",
@@ -399,7 +393,3 @@ def read_reviews(path: str | Path, fmt: str, on_error: OnError = "skip",
                          ) from None
     return reader(path, on_error=on_error, report=report)
 
-
-__all__ = ["Review", "ReadReport", "DataWarning", "READERS", "read_reviews", "open_text",
-           "star_to_label", "read_fdu_mtl", "read_blitzer", "read_mcauley2014",
-           "read_mcauley2018", "read_amazon2023", "read_snap2013", "read_amazon_tsv"]

@@ -124,12 +124,18 @@ def get_dataset(name: str) -> DatasetSpec:
 
 
 def resolve_domain(name: str, dataset: str = "fdu-mtl") -> str:
-    """Canonical domain name for ``name``: exact, case-insensitive, alias or paper name
-    (Books, Electronics, Movies, CDs, Home). Unknown -> ValueError listing valid names."""
+    """Canonical domain name for ``name``: exact, case-insensitive, alias, paper name
+    (Books, Electronics, Movies, CDs, Home) or its initial as in Fig. 1 (B, E, M, C, H).
+    Unknown -> ValueError listing valid names. The one place domain names are resolved."""
+    if not isinstance(name, str) or not name.strip():
+        raise UnknownDomainError(f"domain names must be non-empty strings, got {name!r}")
     spec = get_dataset(dataset)
     if name in spec.files:
         return name
     lowered = name.strip().lower()
+    initials = {paper[0].lower(): domain for paper, domain in config.PAPER_DOMAINS.items()}
+    if len(lowered) == 1 and initials.get(lowered) in spec.files:
+        return initials[lowered]
     for domain in spec.files:
         if domain.lower() == lowered:
             return domain

@@ -1,0 +1,117 @@
+"""The one edge where an experiment's settings are checked and domain names made canonical.
+
+Every entry point (the CLI, the chapters, :mod:`lottery.runner`) calls :func:`resolve`
+once; everything behind it (procedures, training, the run store) trusts its input.
+Errors name the setting, the way it is written with ``--set`` (``train.max_epochs``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from lottery import config, strategies
+from lottery.config import ExperimentSettings
+from lottery.data import resolve_domain
+
+
+def _int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"setting {name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _number(name: str, value: Any, minimum: float, strict: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok or value < minimum or (strict and value == minimum):
+        raise ValueError(f"setting {name} must be a number {'>' if strict else '>='} {minimum}, got {value!r}")
+
+
+def _domains(name: str, values: Any, dataset: str, allowed: tuple[str, ...] | None) -> tuple[str, ...]:
+    if isinstance(values, str) or not isinstance(values, (list, tuple)):
+        raise ValueError(f"setting {name} must be a list of domain names, got {values!r}")
+    out = []
+    for v in values:
+        try:
+            d = resolve_domain(v, dataset)
+        except ValueError as exc:
+            raise ValueError(f"setting {name}: {exc}") from None
+        if allowed is not None and d not in allowed:
+            raise ValueError(f"setting {name}: domain {d!r} is not in data.domains {list(allowed)} "
+                             f"(the shared vocabulary is trained on those; add it there)")
+        out.append(d)
+    if len(set(out)) != len(out):
+        raise ValueError(f"setting {name} lists a domain twice: {values!r}")
+    return tuple(out)
+
+
+def resolve(settings: ExperimentSettings) -> ExperimentSettings:
+    """``settings`` checked, with canonical domain names (``Books``/``B`` -> ``books``).
+
+    Raises ``ValueError`` naming the first bad setting.
+    """
+    d, v, m, t, p = settings.data, settings.vocab, settings.model, settings.train, settings.prune
+    for name, value in (("data.n_train", d.n_train), ("data.n_val", d.n_val), ("data.n_test", d.n_test),
+                        ("vocab.vocab_size", v.vocab_size), ("model.embed_dim", m.embed_dim),
+                        ("model.channels", m.channels), ("model.hidden", m.hidden),
+                        ("train.batch_size", t.batch_size), ("train.eval_batch_size", t.eval_batch_size),
+                        ("train.max_epochs", t.max_epochs), ("train.threads", t.threads)):
+        _int(name, value, 1)
+    _int("data.split_seed", d.split_seed, 0)
+    _int("prune.rounds", p.rounds, 0)
+    if not m.kernel_heights or any(isinstance(h, bool) or not isinstance(h, int) or h < 1
+                                   for h in m.kernel_heights):
+        raise ValueError(f"setting model.kernel_heights must be a list of integers >= 1, got {m.kernel_heights!r}")
+    _int("vocab.max_len", v.max_len, max(m.kernel_heights))
+    if t.patience is not None:
+        _int("train.patience", t.patience, 1)
+    _number("train.lr", t.lr, 0.0, strict=True)
+    _number("train.weight_decay", t.weight_decay, 0.0)
+    _number("model.he_a", m.he_a, 0.0)
+    if not (isinstance(m.embed_dropout, (int, float)) and 0.0 <= m.embed_dropout < 1.0):
+        raise ValueError(f"setting model.embed_dropout must be in [0, 1), got {m.embed_dropout!r}")
+    if t.autocast_dtype not in (None, "bfloat16"):
+        raise ValueError(f"setting train.autocast_dtype must be null or \"bfloat16\" (float16 would "
+                         f"need loss scaling), got {t.autocast_dtype!r}")
+    try:
+        config.check_prune_fraction(p.prune_fraction_per_round)
+    except (ValueError, TypeError):
+        raise ValueError(f"setting prune.prune_fraction_per_round (p) must be a number in (0, 1), "
+                         f"got {p.prune_fraction_per_round!r}") from None
+
+    seeds = settings.seeds
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, (list, tuple)) or not seeds:
+        raise ValueError(f"setting seeds must be a non-empty list of integers, got {seeds!r}")
+    for s in seeds:
+        _int("seeds", s, 0)
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"setting seeds lists a seed twice: {list(seeds)}")
+    try:
+        chosen = strategies.check(settings.strategies, "tickets")
+    except ValueError as exc:
+        raise ValueError(f"setting strategies: {exc}") from None
+
+    domains = _domains("data.domains", d.domains, d.dataset, None)
+    if not domains:
+        raise ValueError("setting data.domains must name at least one domain")
+    control = (None if settings.control_domains is None
+               else _domains("control_domains", settings.control_domains, d.dataset, domains))
+    pairs = []
+    for pair in settings.transfer_pairs:
+        if isinstance(pair, str) or len(pair) != 2:
+            raise ValueError(f"setting transfer_pairs: {pair!r} is not a [source, target] pair")
+        (a,), (b,) = (_domains("transfer_pairs", (x,), d.dataset, domains) for x in pair)
+        if a == b:
+            raise ValueError(f"setting transfer_pairs: ({a!r}, {b!r}): source and target must differ")
+        pairs.append((a, b))
+    return replace(settings, data=replace(d, domains=domains), seeds=tuple(seeds), strategies=chosen,
+                   control_domains=control, transfer_pairs=tuple(dict.fromkeys(pairs)))
+
+
+def from_profile(profile: str, changes: dict[str, Any] | None = None) -> ExperimentSettings:
+    """A profile with dotted overrides (``{"train.lr": 1e-3}``), resolved."""
+    settings = config.get_profile(profile)
+    try:
+        settings = config.override(settings, **(changes or {}))
+    except TypeError as exc:
+        raise ValueError(f"bad override {changes!r}: {exc}") from None
+    return resolve(settings)

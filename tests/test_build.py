@@ -1,0 +1,168 @@
+"""The build pipeline and the `lottery chapter` / `lottery book` commands, without
+executing a notebook (papermill and the assets are replaced by fakes)."""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from lottery import build, chapters, cli
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def executed(monkeypatch):
+    """Record what would be executed (chapter, parameters, output) instead of running it."""
+    ran: list[tuple[str, dict, Path]] = []
+
+    def fake_papermill(source, output, parameters):
+        ran.append((source.name, dict(parameters), output))
+        output.write_text("{}")
+
+    monkeypatch.setattr(build, "_papermill", fake_papermill)
+    monkeypatch.setattr(build, "ensure_assets", lambda *args, **kwargs: None)
+    return ran
+
+
+@pytest.fixture
+def declarations(monkeypatch):
+    """Count how often each chapter's parameters cell is executed."""
+    calls: Counter[str] = Counter()
+    real = chapters._declared_parameters
+
+    def counting(nb, name):
+        calls[name] += 1
+        return real(nb, name)
+
+    monkeypatch.setattr(chapters, "_declared_parameters", counting)
+    return calls
+
+
+# ------------------------------------------------------------------ the project
+def test_find_project_from_the_project_and_below(monkeypatch):
+    assert build.find_project(REPO) == REPO
+    assert build.find_project(REPO / "lottery") == REPO
+    assert build.find_project(REPO / "notebooks" / "03_tickets.md") == REPO
+    monkeypatch.chdir(REPO / "tests" / "golden")
+    assert build.find_project() == REPO
+    assert build.notebooks_dir() == REPO / "notebooks"
+
+
+def test_find_project_elsewhere_says_what_it_looked_for(tmp_path, monkeypatch):
+    (tmp_path / "_config.yml").write_text("")  # not enough: no _toc.yml, no notebooks/
+    with pytest.raises(build.ProjectNotFoundError) as err:
+        build.find_project(tmp_path / "sub")
+    message = str(err.value)
+    assert str(tmp_path / "sub") in message
+    assert all(part in message for part in ("_config.yml", "_toc.yml", "notebooks/", "--project"))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError):
+        build.find_project()
+
+
+# ------------------------------------------------------------------ building
+def test_build_reads_each_parameters_cell_once(tmp_path, executed, declarations):
+    params = {"seeds": [0], "overrides": {"train.max_epochs": 1}}
+    build.build_book("smoke", params, book_dir=tmp_path / "book", html=False, project=REPO,
+                     log=lambda _: None)
+    assert declarations == Counter({name: 1 for name in chapters.EXECUTION_ORDER})
+    assert [name for name, _, _ in executed] == list(chapters.EXECUTION_ORDER)
+    by_name = {name: p for name, p, _ in executed}
+    # a parameter goes to the chapters that declare it, with the profile
+    assert by_name["tickets"] == {"profile": "smoke", **params}
+    assert by_name["data"] == {"profile": "smoke", "overrides": {"train.max_epochs": 1}}
+    assert all(out.parent == tmp_path / "book" / build.EXECUTED_SUBDIR for _, _, out in executed)
+    assert (tmp_path / "book" / build.EXECUTED_SUBDIR / build.TIMINGS_FILE).exists()
+
+
+def test_build_checks_every_chapter_before_running_any(tmp_path, executed):
+    with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['colour'\]"):
+        build.build_book("smoke", {"colour": 1}, book_dir=tmp_path, project=REPO)
+    with pytest.raises(ValueError, match="parameter 'p'"):
+        build.build_book("smoke", {"p": 0}, book_dir=tmp_path, project=REPO)
+    assert executed == []
+
+
+def test_a_project_elsewhere_is_built_from_its_own_files(tmp_path, executed, declarations,
+                                                         monkeypatch):
+    """The library finds the project from the working directory, not from its own path."""
+    project = tmp_path / "copy"
+    shutil.copytree(REPO / "notebooks", project / "notebooks")
+    for name in (build.CONFIG_FILE, build.TOC_FILE):
+        shutil.copy2(REPO / name, project / name)
+    (project / "notebooks" / "sub").mkdir()
+    monkeypatch.chdir(project / "notebooks" / "sub")
+    build.execute_chapter("data", "smoke", log=lambda _: None)
+    assert executed == [("data", {"profile": "smoke"},
+                         project / build.BOOK_DIR / build.EXECUTED_SUBDIR / "data.ipynb")]
+    assert declarations == Counter({"data": 1})
+
+
+def test_kernel_runs_this_python():
+    assert build.kernel_name() in ("python3", "lottery-book")
+
+
+# ------------------------------------------------------------------ the CLI
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err and "\n" not in err, err
+    return err
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["chapter", "nope"], "unknown chapter 'nope'"),
+    (["chapter"], "give a chapter name"),
+    (["chapter", "tickets", "-p", "colour", "1"], r"unknown parameter(s) ['colour']"),
+    (["chapter", "tickets", "-p", "seeds", "[]"], "parameter 'seeds'"),
+    (["chapter", "tickets", "-p", "p", "0"], "parameter 'p'"),
+    (["chapter", "tickets", "-p", "p", "1"], "parameter 'p'"),
+    (["chapter", "tickets", "-p", "p", "abc"], "parameter 'p'"),
+    (["chapter", "tickets", "--set", "train.nope=1"], "parameter 'overrides'"),
+    (["chapter", "tickets", "--set", "nope"], "--set expects KEY=VALUE"),
+    (["chapter", "tickets", "-p", "overrides", "3", "--set", "train.lr=1"], "parameter 'overrides'"),
+    (["book", "--set", "train.nope=1"], "parameter 'overrides'"),
+    (["book", "-p", "colour", "1"], r"unknown parameter(s) ['colour']"),
+])
+def test_cli_bad_input_is_one_line_and_exit_2(argv, needle, capsys, executed, tmp_path):
+    extra = ["--book-dir", str(tmp_path)] if argv[0] == "book" else []
+    assert cli.main([*argv, "--project", str(REPO), *extra]) == 2
+    assert needle in _one_line_error(capsys)
+    assert executed == []
+
+
+def test_cli_without_a_project_is_exit_2(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["chapter", "tickets"]) == 2
+    assert "_toc.yml" in _one_line_error(capsys)
+
+
+def test_cli_chapter_set_reaches_overrides(tmp_path, executed, declarations):
+    out = tmp_path / "t.ipynb"
+    assert cli.main(["chapter", "tickets", "--profile", "smoke", "-p", "p", "0.35",
+                     "-p", "overrides", '{"train.max_epochs": 1, "train.lr": 0.1}',
+                     "--set", "train.lr=0.001", "--set", "vocab.max_len=64",
+                     "-o", str(out), "--project", str(REPO)]) == 0
+    assert executed == [("tickets", {"profile": "smoke", "p": 0.35, "overrides": {
+        "train.max_epochs": 1, "train.lr": 0.001, "vocab.max_len": 64}}, out)]
+    assert declarations == Counter({"tickets": 1})
+
+
+def test_cli_book_set_reaches_every_chapter(tmp_path, executed, declarations):
+    assert cli.main(["book", "--profile", "smoke", "--set", "train.lr=0.001", "--no-html",
+                     "--book-dir", str(tmp_path), "--project", str(REPO)]) == 0
+    assert {name for name, _, _ in executed} == set(chapters.EXECUTION_ORDER)
+    assert all(p["overrides"] == {"train.lr": 0.001} for _, p, _ in executed)
+    assert declarations == Counter({name: 1 for name in chapters.EXECUTION_ORDER})
+
+
+def test_cli_chapter_list(capsys, monkeypatch):
+    monkeypatch.chdir(REPO / "notebooks")
+    assert cli.main(["chapter", "--list"]) == 0
+    out = capsys.readouterr().out
+    for ch in chapters.CHAPTERS:
+        assert ch.name in out
+    assert "rounds=None" in out and "p=None" in out

@@ -1,0 +1,105 @@
+"""Chapter registry, parameters cells and chapter settings (no chapter is executed)."""
+
+from __future__ import annotations
+
+import pytest
+
+from lottery import build, chapters, config
+
+NOTEBOOKS = build.notebooks_dir(build.find_project(__file__))
+
+
+# ------------------------------------------------------------------ chapter settings
+def test_chapter_settings_defaults_follow_the_profile():
+    run = chapters.chapter_settings("smoke")
+    smoke = config.get_profile("smoke")
+    assert run.settings == smoke
+    assert run.domains == smoke.data.domains
+    assert run.seeds == smoke.seeds
+    assert run.pairs == smoke.transfer_pairs
+    assert run.sparsities[-1] == pytest.approx(
+        config.sparsity_after(smoke.prune.prune_fraction_per_round, smoke.prune.rounds))
+
+
+def test_chapter_settings_overrides_and_selection():
+    run = chapters.chapter_settings("course", domains=["Books", "C"], seeds=[1], rounds=4,
+                                    max_epochs=2, overrides={"train.lr": 3e-4})
+    assert run.domains == ("books", "music")  # paper names and Fig. 1 letters resolve
+    assert run.seeds == (1,)
+    assert run.settings.prune.rounds == 4
+    assert run.settings.train.max_epochs == 2
+    assert run.settings.train.lr == 3e-4
+    # selecting domains does not change the settings (the shared vocabulary stays)
+    assert run.settings.data == config.get_profile("course").data
+    # the profile's pairs are kept only where both domains are selected
+    assert all(a in run.domains and b in run.domains for a, b in run.pairs)
+
+
+def test_chapter_settings_adds_domains_outside_the_profile():
+    run = chapters.chapter_settings("smoke", domains=["dvd"])
+    assert run.domains == ("dvd",)
+    assert run.settings.data.domains == ("books", "electronics", "dvd")
+
+
+def test_p_sets_the_prune_fraction():
+    run = chapters.chapter_settings("smoke", p=0.35, rounds=2)
+    assert run.settings.prune.prune_fraction_per_round == 0.35
+    assert run.sparsities[-1] == pytest.approx(1 - 0.65 ** 2)
+    assert "p = 35% per round" in run.describe().loc["pruning", "value"]
+    assert chapters.chapter_settings("smoke", p=None).settings == config.get_profile("smoke")
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"profile": "huge"}, "profile"),
+    ({"rounds": -1}, "rounds"),
+    ({"rounds": "8"}, "rounds"),
+    ({"p": 0}, "p"),
+    ({"p": 1}, "p"),
+    ({"p": 1.5}, "p"),
+    ({"p": "abc"}, "p"),
+    ({"p": True}, "p"),
+    ({"max_epochs": 0}, "max_epochs"),
+    ({"seeds": []}, "seeds"),
+    ({"seeds": [0, 0]}, "seeds"),
+    ({"seeds": [0.5]}, "seeds"),
+    ({"domains": []}, "domains"),
+    ({"domains": ["atlantis"]}, "domains"),
+    ({"pairs": [["books"]]}, "pairs"),
+    ({"pairs": [["books", "books"]]}, "pairs"),
+    ({"pairs": [["books", "dvd"]]}, "pairs"),  # dvd is not a smoke domain
+    ({"overrides": {"train.nope": 1}}, "overrides"),
+])
+def test_chapter_settings_errors_name_the_parameter(kwargs, name):
+    kwargs = {"profile": "smoke", **kwargs}
+    with pytest.raises(ValueError, match=f"parameter '{name}'"):
+        chapters.chapter_settings(**kwargs)
+
+
+# ------------------------------------------------------------------ chapters and parameters
+def test_every_chapter_has_one_parameters_cell_with_profile():
+    for ch in chapters.CHAPTERS:
+        params = chapters.read_chapter(ch.name, NOTEBOOKS).parameters
+        assert params["profile"] == "course", ch.name
+        assert all(v is None for k, v in params.items() if k != "profile"), ch.name
+        assert set(params) - {"profile"} <= set(chapters.SETTINGS_PARAMETERS), ch.name
+        assert ("p" in params) == ("rounds" in params), f"{ch.name}: p goes with rounds"
+    assert set(chapters.EXECUTION_ORDER) == {c.name for c in chapters.CHAPTERS}
+
+
+def test_check_parameters_rejects_unknown_names_and_bad_values():
+    tickets = chapters.read_chapter("tickets", NOTEBOOKS)
+    with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['pairs'\] for chapter 'tickets'"):
+        chapters.check_parameters(tickets, {"pairs": [["books", "electronics"]]})
+    with pytest.raises(ValueError, match="parameter 'rounds'"):
+        chapters.check_parameters(tickets, {"rounds": "eight"})
+    with pytest.raises(ValueError, match="parameter 'p'"):
+        chapters.check_parameters(tickets, {"p": 1})
+    with pytest.raises(ValueError, match="unknown chapter 'ticket'"):
+        chapters.read_chapter("ticket", NOTEBOOKS)
+    chapters.check_parameters(tickets, {"profile": "smoke", "domains": ["books"], "rounds": 2,
+                                        "p": 0.2})
+
+
+def test_read_chapter_needs_its_folder(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        chapters.read_chapter("tickets", tmp_path)
