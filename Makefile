@@ -30,7 +30,7 @@ test: venv assets
 	$(PY) -m pytest -q
 
 # Engine vs the naive way on one job, in one process (benchmarks/bench.py; JSON in
-# benchmarks/results/). `make bench QUICK=1` (--quick) takes < 2 min (108 s measured) on an idle 2-core machine; the full run ~20 min.
+# benchmarks/results/). `make bench QUICK=1` (--quick) takes < 2 min (113 s measured) on an idle 2-core machine; the full run ~20 min.
 bench: venv
 	$(PY) benchmarks/bench.py $(if $(QUICK),--quick,)
 

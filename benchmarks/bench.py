@@ -50,7 +50,7 @@ sys.path.insert(0, str(ROOT))
 from lottery import config, procedures, runner, strategies  # noqa: E402
 from lottery.config import DataSettings, ExperimentSettings, ModelSettings, PruneSettings, TrainSettings, VocabSettings  # noqa: E402
 from lottery.masks import full_mask, magnitude_prune  # noqa: E402
-from lottery.model import TextCNN, init_model  # noqa: E402
+from lottery.model import TextCNN, dropout_noise, init_model  # noqa: E402
 from lottery.store import RunStore  # noqa: E402
 from lottery.train import accuracy, bucketed_batches, collate, make_optimizer, train_masked  # noqa: E402
 
@@ -118,6 +118,49 @@ def peak_two_processes() -> float:
         return sum(pool.map(_peak_worker, range(2)))
 
 
+# ------------------------------------------------------------------ bf16
+
+def bf16_capability() -> dict:
+    """Which bf16 hardware this machine has (CPU flags from /proc/cpuinfo, CUDA)."""
+    flags: set[str] = set()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    cuda = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    cpu = {"avx512_bf16": "avx512_bf16" in flags, "amx_bf16": "amx_bf16" in flags}
+    return {**cpu, "cuda_bf16": cuda, "has_bf16_hardware": cuda or any(cpu.values())}
+
+
+def matmul_peak_bf16(threads: int, n: int = 2048, reps: int = 5) -> float:
+    """bfloat16 GFLOP/s of an n×n matmul with ``threads`` threads (best of ``reps``)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    a, b = torch.randn(n, n, dtype=torch.bfloat16), torch.randn(n, n, dtype=torch.bfloat16)
+    a @ b
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    torch.set_num_threads(old)
+    return 2 * n ** 3 / best / 1e9
+
+
+def paired_effect(fp32_rows: list[dict], bf16_rows: list[dict]) -> dict:
+    """bf16 − fp32 test accuracy over networks paired by (seed, strategy, round)."""
+    key = lambda r: (r["seed"], r["strategy"], r["round"])  # noqa: E731
+    a = {key(r): r["test_acc"] for r in fp32_rows}
+    diffs = [r["test_acc"] - a[key(r)] for r in bf16_rows if key(r) in a]
+    n = len(diffs)
+    mean = sum(diffs) / n if n else float("nan")
+    sd = (sum((d - mean) ** 2 for d in diffs) / (n - 1)) ** 0.5 if n > 1 else float("nan")
+    return {"n_networks": n, "mean_diff_pts": 100 * mean, "sd_diff_pts": 100 * sd}
+
+
 # ------------------------------------------------------------------ work accounting
 
 def macs(n: int, m: ModelSettings) -> int:
@@ -166,8 +209,40 @@ def naive_accuracy(model, tokens, labels, batch_size) -> float:
     return correct / len(labels)
 
 
+def kim_forward(self, tokens):
+    """The forward pass a typical reproduction writes (and this engine used before the
+    speed issue): ``F.dropout``, ReLU before max-over-time with ``amax``."""
+    x = F.dropout(self.embedding(tokens), self.settings.embed_dropout, self.training)
+    x = x.transpose(1, 2).contiguous()
+    pooled = [F.relu(conv(x)).amax(dim=2) for conv in self.convs]
+    return self.out(F.relu(self.hidden(torch.cat(pooled, dim=1))))
+
+
+def forward_variant(conv2d: bool, relu_after: bool, max_indices: bool, rand_dropout: bool):
+    """The engine's forward-pass levers one at a time (for the per-lever table)."""
+    def forward(self, tokens):
+        x = self.embedding(tokens)
+        if rand_dropout and self.training:
+            x = x * dropout_noise(x.shape, self.settings.embed_dropout, x.device, x.dtype)
+        else:
+            x = F.dropout(x, self.settings.embed_dropout, self.training)
+        if conv2d:      # (B, d, 1, L) channels-last view of the embedding: oneDNN brgemm conv
+            x = x.transpose(1, 2).unsqueeze(2)
+            ys = [F.conv2d(x, c.weight.unsqueeze(2).contiguous(memory_format=torch.channels_last),
+                           c.bias).squeeze(2) for c in self.convs]
+        else:
+            x = x.transpose(1, 2).contiguous()
+            ys = [c(x) for c in self.convs]
+        pool = (lambda y: y.max(dim=2).values) if max_indices else (lambda y: y.amax(dim=2))
+        h = (F.relu(torch.cat([pool(y) for y in ys], 1)) if relu_after
+             else torch.cat([pool(F.relu(y)) for y in ys], 1))
+        return self.out(F.relu(self.hidden(h)))
+    return forward
+
+
 def naive_train(model, mask, padded, settings: TrainSettings, seed: int):
     """A typical reproduction: prune hooks, default Adam, fixed-length random batches."""
+    model.forward = kim_forward.__get__(model, TextCNN)
     (xtr, ytr), (xva, yva), (xte, yte) = padded
     for name in mask:
         module_name = name.rsplit(".", 1)[0]
@@ -256,6 +331,7 @@ def exactness(settings: ExperimentSettings, splits, n_train: int) -> dict:
     a = init_model(vocab.size, ms, 0, vocab.pad_id)
     res = train_masked(a, mask, sub, val, test, ts, max_len, seed=3)
     b = init_model(vocab.size, ms, 0, vocab.pad_id)
+    b.forward = kim_forward.__get__(b, TextCNN)
     for name in mask:
         prune.custom_from_mask(_module(b, name.rsplit(".", 1)[0]), "weight", mask[name])
     opt = torch.optim.Adam(b.parameters(), lr=ts.lr, weight_decay=ts.weight_decay)
@@ -372,6 +448,7 @@ def levers(settings: ExperimentSettings, splits, n_batches: int) -> dict:
 
     # Contiguous conv input (the model's default) vs the transposed view.
     model = init_model(vocab.size, m, 0, vocab.pad_id)
+    model.forward = kim_forward.__get__(model, TextCNN)
     contig = _steps_per_s(model, b_buck)
 
     def view_forward(self, tokens):
@@ -381,6 +458,21 @@ def levers(settings: ExperimentSettings, splits, n_batches: int) -> dict:
     model.forward = view_forward.__get__(model, TextCNN)
     view = _steps_per_s(model, b_buck)
     out["conv_input_ex_per_s"] = {"contiguous": contig, "transposed_view": view}
+
+    # Forward-pass levers, one at a time and together (1 thread, bucketed batches),
+    # against the forward a typical reproduction writes (kim_forward).
+    variants = {"typical (F.dropout, ReLU, amax)": (0, 0, 0, 0), "rand < keep dropout": (0, 0, 0, 1),
+                "ReLU after max": (0, 1, 0, 0), "max with indices": (0, 0, 1, 0),
+                "conv2d channels-last": (1, 0, 0, 0),
+                "engine (rand dropout + ReLU after max + max indices)": (0, 1, 1, 1),
+                "engine + conv2d channels-last": (1, 1, 1, 1)}
+    fwd = {}
+    for name, flags in variants.items():
+        model = init_model(vocab.size, m, 0, vocab.pad_id)
+        model.forward = forward_variant(*map(bool, flags)).__get__(model, TextCNN)
+        fwd[name] = _steps_per_s(model, b_buck)
+    base = fwd["typical (F.dropout, ReLU, amax)"]
+    out["forward_levers"] = {k: {"ex_per_s": v, "vs_typical": v / base} for k, v in fwd.items()}
 
     # Evaluation: sorted large batches vs unsorted, both with dynamic padding, and max_len.
     model = init_model(vocab.size, m, 0, vocab.pad_id)
@@ -454,6 +546,9 @@ def main(argv=None) -> dict:
     g.add_argument("--quick", action="store_true", help="< 2 minutes")
     g.add_argument("--tiny", action="store_true", help="seconds (smoke test)")
     ap.add_argument("--no-levers", action="store_true", help="skip the per-lever measurements")
+    ap.add_argument("--bf16", action="store_true",
+                    help="also time the engine with bf16 autocast where the machine has no bf16 hardware "
+                         "(emulated: slow; on AMX/avx512_bf16 CPUs and GPUs it runs by default)")
     ap.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/bench-<mode>.json)")
     args = ap.parse_args(argv)
     mode = "tiny" if args.tiny else "quick" if args.quick else "full"
@@ -490,6 +585,24 @@ def main(argv=None) -> dict:
     best_peak = max(peak["one_process_all_threads"], peak["two_single_thread_processes"],
                     peak["one_process_all_threads_after"])
 
+    bf16 = {"capability": bf16_capability()}
+    if bf16["capability"]["has_bf16_hardware"] or args.bf16:
+        bf16["matmul_peak_gflop_per_s"] = max(matmul_peak_bf16(threads), matmul_peak_bf16(threads))
+        half = replace(settings, train=replace(settings.train, autocast_dtype="bfloat16"))
+        with tempfile.TemporaryDirectory(prefix="bench-store-") as root:
+            t = time.perf_counter()
+            hdf = runner.run_tickets(half, [DOMAIN], half.seeds, list(half.strategies), progress=False,
+                                     store=RunStore(root))
+            bf16_wall = time.perf_counter() - t
+        hdf = hdf[["seed", "strategy", "round", "val_acc", "test_acc"]].copy()
+        hdf.loc[hdf["round"] == 0, "strategy"] = "FULL-MODEL"
+        bf16.update({"wall_s": bf16_wall, "examples_per_s": work["examples"] / bf16_wall,
+                     "ratio_vs_fp32_naive": naive_wall / bf16_wall, "ratio_vs_fp32_engine": engine_wall / bf16_wall,
+                     "fraction_of_bf16_peak": work["useful_flops"] / bf16_wall / 1e9
+                     / bf16["matmul_peak_gflop_per_s"],
+                     "accuracy_effect": paired_effect(engine_rows, hdf.drop_duplicates().to_dict("records"))})
+    else:
+        bf16["skipped"] = "no bf16 hardware (avx512_bf16, amx_bf16 or a CUDA GPU); --bf16 forces an emulated run"
     checks = exactness(settings, splits, n_train={"tiny": 32, "quick": 64}.get(mode, 256))
     lever = None if args.no_levers else levers(settings, splits, {"tiny": 2, "quick": 2}.get(mode, 12))
 
@@ -513,7 +626,7 @@ def main(argv=None) -> dict:
         "ratio": naive_wall / engine_wall,
         "loadavg_1min_at_start": {"engine": load0, "naive": load1},
         "accuracies": {"naive": naive_rows, "engine": engine_rows},
-        "exactness": checks, "levers": lever,
+        "exactness": checks, "levers": lever, "bf16": bf16,
         "gpu_peak_memory_mb": (torch.cuda.max_memory_allocated() / 2 ** 20) if torch.cuda.is_available() else None,
         "total_s": time.perf_counter() - t_all,
     }
@@ -543,6 +656,15 @@ def print_table(r: dict) -> None:
           f"(max |logit diff| {e['eval_same_weights']['max_abs_logit_diff']:.2e}); controlled training -> "
           f"val accuracy equal: {e['controlled_training']['equal_acc']} "
           f"(max |weight diff| {e['controlled_training']['max_abs_weight_diff']:.2e})")
+    b = r["bf16"]
+    if "wall_s" in b:
+        e16 = b["accuracy_effect"]
+        print(f"bf16 engine: {b['wall_s']:.1f} s, {b['ratio_vs_fp32_naive']:.2f}x fp32 naive, "
+              f"{100 * b['fraction_of_bf16_peak']:.1f}% of the bf16 matmul peak ({b['matmul_peak_gflop_per_s']:.1f} "
+              f"GFLOP/s); test accuracy bf16 - fp32 = {e16['mean_diff_pts']:+.2f} ± {e16['sd_diff_pts']:.2f} pts "
+              f"over {e16['n_networks']} paired networks")
+    else:
+        print(f"bf16: {b['skipped']}")
     if r["levers"]:
         print("levers:", json.dumps(r["levers"], indent=1, default=lambda x: round(x, 2)))
 

@@ -6,7 +6,6 @@ only from the groups above it:
 
 Settings and data
 - :mod:`lottery.config`      settings dataclasses and the smoke/course/paper profiles
-- :mod:`lottery.experiment`  checks settings and makes domain names canonical, once, at the edge
 - :mod:`lottery.data`        review readers, dataset registry, verified download, balanced splits
 - :mod:`lottery.vocab`       the shared SentencePiece BPE vocabulary (§4.1)
 - :mod:`lottery.divergence`  subword unigram distributions and Jensen-Shannon divergence (§3)
@@ -20,6 +19,7 @@ The engine
 - :mod:`lottery.store`       hashed, resumable run directories
 - :mod:`lottery.procedures`  ticket and transfer chains as jobs (§4.3, §5.2, §5.3)
 - :mod:`lottery.runner`      runs jobs on any process executor (default: one worker per core)
+- :mod:`lottery.experiment`  checks settings and makes domain names canonical, once, at the edge
 
 The book
 - :mod:`lottery.labels`      display names and units (paper names, points, sparsity labels)

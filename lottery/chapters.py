@@ -268,7 +268,7 @@ def chapter_settings(
         if extra:
             changes.setdefault("data.domains", tuple(settings.data.domains) + tuple(extra))
     try:   # the one check of an experiment's settings (and canonical domain names)
-        settings = experiment.resolve(config.override(settings, **changes))
+        settings = experiment.apply_overrides(settings, changes)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"parameter 'overrides': {exc}") from None
     if "data.domains" in changes:

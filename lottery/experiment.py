@@ -107,11 +107,28 @@ def resolve(settings: ExperimentSettings) -> ExperimentSettings:
                    control_domains=control, transfer_pairs=tuple(dict.fromkeys(pairs)))
 
 
-def from_profile(profile: str, changes: dict[str, Any] | None = None) -> ExperimentSettings:
-    """A profile with dotted overrides (``{"train.lr": 1e-3}``), resolved."""
-    settings = config.get_profile(profile)
+def apply_overrides(settings: ExperimentSettings, changes: dict[str, Any] | None) -> ExperimentSettings:
+    """``settings`` with dotted overrides (``{"train.lr": 1e-3}``), resolved.
+
+    When ``data.domains`` is overridden, the profile's own transfer pairs and control
+    domains that fall outside the new domains are dropped (a profile default should
+    not break a narrower run); values the caller sets are checked as given.
+    """
+    changes = dict(changes or {})
     try:
-        settings = config.override(settings, **(changes or {}))
+        out = config.override(settings, **changes)
     except TypeError as exc:
         raise ValueError(f"bad override {changes!r}: {exc}") from None
-    return resolve(settings)
+    if "data.domains" in changes:
+        domains = _domains("data.domains", out.data.domains, out.data.dataset, None)
+        if "transfer_pairs" not in changes:
+            out = replace(out, transfer_pairs=tuple(p for p in out.transfer_pairs
+                                                    if p[0] in domains and p[1] in domains))
+        if "control_domains" not in changes and out.control_domains is not None:
+            out = replace(out, control_domains=tuple(d for d in out.control_domains if d in domains))
+    return resolve(out)
+
+
+def from_profile(profile: str, changes: dict[str, Any] | None = None) -> ExperimentSettings:
+    """A profile with dotted overrides, resolved (see :func:`apply_overrides`)."""
+    return apply_overrides(config.get_profile(profile), changes)

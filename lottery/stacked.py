@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lottery.masks import Mask
-from lottery.model import TextCNN
+from lottery.model import TextCNN, dropout_noise
 
 
 class StackedTextCNN(nn.Module):
@@ -106,13 +106,11 @@ class StackedTextCNN(nn.Module):
         offsets = torch.arange(k, device=tokens.device).view(k, 1, 1) * v
         x = F.embedding(tokens.unsqueeze(0) + offsets, self.embedding.view(k * v, -1))   # (K, B, L, d)
         if self.training and self.settings.embed_dropout > 0:
-            # The same draws as F.dropout on one (B, L, d) input: K separate runs share them.
-            noise = F.dropout(torch.ones(batch, length, x.shape[-1], device=x.device, dtype=x.dtype),
-                              self.settings.embed_dropout, True)
-            x = x * noise
+            # The draws one TextCNN makes for a (B, L, d) input: K separate runs share them.
+            x = x * dropout_noise((batch, length, x.shape[-1]), self.settings.embed_dropout, x.device, x.dtype)
         x = x.permute(1, 0, 3, 2).reshape(batch, k * x.shape[-1], length)              # (B, K·d, L)
-        pooled = [F.relu(F.conv1d(x, w, b, groups=k)).amax(dim=2).view(batch, k, -1)
+        pooled = [F.conv1d(x, w, b, groups=k).max(dim=2).values.view(batch, k, -1)
                   for w, b in zip(self.conv_weight, self.conv_bias)]
-        h = torch.cat(pooled, dim=2).transpose(0, 1)                                     # (K, B, 3C)
+        h = F.relu(torch.cat(pooled, dim=2)).transpose(0, 1)                            # (K, B, 3C)
         h = F.relu(torch.baddbmm(self.hidden_bias.unsqueeze(1), h, self.hidden_weight.transpose(1, 2)))
         return torch.baddbmm(self.out_bias.unsqueeze(1), h, self.out_weight.transpose(1, 2))

@@ -40,6 +40,26 @@ def test_bench_tiny_runs_both_paths(mirror, tmp_path):
     assert r["exactness"]["eval_same_weights"]["equal"]
     assert r["machine"]["torch"] == torch.__version__
     assert len(r["accuracies"]["naive"]) == len(r["accuracies"]["engine"]) == 3
+    b = r["bf16"]
+    assert set(b["capability"]) >= {"avx512_bf16", "amx_bf16", "cuda_bf16", "has_bf16_hardware"}
+    if b["capability"]["has_bf16_hardware"]:
+        assert b["wall_s"] > 0 and b["matmul_peak_gflop_per_s"] > 0 and b["accuracy_effect"]["n_networks"] == 3
+    else:
+        assert "no bf16 hardware" in b["skipped"]
+
+
+def test_bench_bf16_helpers():
+    """The bf16 section's pieces (the forced emulated engine run is too slow for the suite
+    on CPUs without bf16 hardware)."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from bench import matmul_peak_bf16, paired_effect
+
+    assert matmul_peak_bf16(1, n=64, reps=1) > 0
+    fp32 = [{"seed": s, "strategy": "TICKET-RESET", "round": 1, "test_acc": a} for s, a in ((0, 0.5), (1, 0.7))]
+    half = [{"seed": s, "strategy": "TICKET-RESET", "round": 1, "test_acc": a} for s, a in ((0, 0.52), (1, 0.66))]
+    e = paired_effect(fp32, half)
+    assert e["n_networks"] == 2 and e["mean_diff_pts"] == pytest.approx(-1.0)
+    assert e["sd_diff_pts"] == pytest.approx(((2 - -1) ** 2 + (-4 - -1) ** 2) ** 0.5)
 
 
 def test_contiguous_conv_input_is_bitwise_the_transposed_view():
@@ -146,3 +166,38 @@ def test_finer_jobs_on_two_workers_give_the_same_rows(mirror, tmp_path):
                                   store=RunStore(tmp_path / str(w))).drop(columns="seconds")
               for w in (1, 2)]                                    # 2 workers: round 0, then 2 chains
     assert frames[0].equals(frames[1]) and len(frames[0]) == 4
+
+
+def test_engine_forward_is_the_papers_forward():
+    """ReLU after max-pooling and max with indices compute the same logits and gradients
+    as the paper's ReLU-then-max (dropout off; float ties aside, which random weights lack)."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from bench import kim_forward
+
+    model = init_model(300, COURSE, seed=0)
+    tokens = torch.randint(1, 300, (8, 40), generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor([0, 1] * 4)
+    model.eval()
+    out = []
+    for forward in (model.forward, kim_forward.__get__(model)):
+        model.zero_grad()
+        logits = forward(tokens)
+        F.cross_entropy(logits, labels).backward()
+        out.append((logits.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}))
+    (a, ga), (b, gb) = out
+    assert torch.equal(a, b)
+    for n in ga:
+        torch.testing.assert_close(ga[n], gb[n], rtol=0, atol=1e-7)
+
+
+def test_dropout_noise_has_the_dropout_distribution():
+    from lottery.model import dropout_noise
+
+    torch.manual_seed(0)
+    noise = dropout_noise((200, 50, 40), 0.285, "cpu", torch.float32)
+    values = noise.unique().tolist()
+    assert len(values) == 2 and values[0] == 0.0 and values[1] == pytest.approx(1 / 0.715)
+    assert abs(float((noise == 0).float().mean()) - 0.285) < 0.005
+    assert abs(float(noise.mean()) - 1.0) < 0.01
+    torch.manual_seed(0)
+    assert torch.equal(noise, dropout_noise((200, 50, 40), 0.285, "cpu", torch.float32))   # seeded
