@@ -290,3 +290,13 @@ def test_strategy_table_drives_the_engine():
             assert s.mask in strategies.MASKS
     assert strategies.keys("tickets") == ("reset", "random", "random_pruning")
     assert strategies.keys("transfer") == ("masks_reset", "masks_random")
+
+
+def test_narrowing_the_domains_drops_profile_defaults_but_checks_given_values():
+    s = experiment.from_profile("course", {"data.domains": ["B", "H"]})
+    assert s.data.domains == ("books", "kitchen_housewares")
+    assert s.transfer_pairs == (("books", "kitchen_housewares"),) and s.control_domains == ("books",)
+    with pytest.raises(ValueError, match="transfer_pairs: domain 'music' is not in data.domains"):
+        experiment.from_profile("course", {"data.domains": ["B", "H"], "transfer_pairs": [["music", "books"]]})
+    with pytest.raises(ValueError, match="train.threads must be an integer >= 1"):
+        experiment.from_profile("course", {"train.threads": 0})
