@@ -93,11 +93,11 @@ def machine() -> dict:
             "torch_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available()}
 
 
-def matmul_peak(threads: int, n: int = 2048, reps: int = 5) -> float:
-    """float32 GFLOP/s of an n×n matmul with ``threads`` threads (best of ``reps``)."""
+def matmul_peak(threads: int, n: int = 2048, reps: int = 5, dtype: torch.dtype = torch.float32) -> float:
+    """GFLOP/s of an n×n matmul in ``dtype`` with ``threads`` threads (best of ``reps``)."""
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     a @ b
     best = float("inf")
     for _ in range(reps):
@@ -137,17 +137,7 @@ def bf16_capability() -> dict:
 
 def matmul_peak_bf16(threads: int, n: int = 2048, reps: int = 5) -> float:
     """bfloat16 GFLOP/s of an n×n matmul with ``threads`` threads (best of ``reps``)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    a, b = torch.randn(n, n, dtype=torch.bfloat16), torch.randn(n, n, dtype=torch.bfloat16)
-    a @ b
-    best = float("inf")
-    for _ in range(reps):
-        t = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t)
-    torch.set_num_threads(old)
-    return 2 * n ** 3 / best / 1e9
+    return matmul_peak(threads, n, reps, torch.bfloat16)
 
 
 def paired_effect(fp32_rows: list[dict], bf16_rows: list[dict]) -> dict:
