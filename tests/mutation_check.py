@@ -1,0 +1,81 @@
+"""Mutation check of the engine tests: apply each deliberate bug to a copy of the tree,
+run the engine tests with ``pytest -x``, and print the first test that fails.
+
+    .venv/bin/python tests/mutation_check.py            # every mutation (~15 min on 2 cores)
+    .venv/bin/python tests/mutation_check.py a g h1     # some of them
+
+A mutation that prints ``failing: NONE`` is a bug the suite would not catch. Not collected
+by pytest (the file name does not start with ``test_``); needs the data mirror
+(``LOTTERY_DATA_MIRROR``, default ``../shared/data``).
+"""
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+SRC = str(Path(__file__).resolve().parents[1])
+MUT = os.path.join(tempfile.mkdtemp(prefix="lottery-mutation-"), "tree")
+TESTS = ["tests/test_masks.py", "tests/test_store.py", "tests/test_train.py", "tests/test_tickets.py"]
+
+GLOBAL_PRUNE = '''def magnitude_prune(mask: Mask, weights: dict[str, torch.Tensor], prune_fraction: float) -> Mask:
+    k = keep_count(sum(int(a.sum()) for a in mask.values()), prune_fraction)
+    scores = torch.cat([torch.where(mask[n].flatten(), weights[n].detach().abs().cpu().flatten().double(),
+                        torch.tensor(-1.0, dtype=torch.float64)) for n in mask])
+    thr = torch.sort(scores, descending=True).values[k - 1]
+    return {n: mask[n] & (weights[n].detach().abs().cpu().double() >= thr) for n in mask}
+
+
+def _unused_magnitude_prune('''
+GLOBAL_RANDOM = '''def random_prune(mask: Mask, prune_fraction: float, generator: torch.Generator) -> Mask:
+    k = keep_count(sum(int(a.sum()) for a in mask.values()), prune_fraction)
+    scores = {n: torch.rand(a.shape, generator=generator) for n, a in mask.items()}
+    flat = torch.cat([torch.where(mask[n].flatten(), scores[n].flatten().double(), torch.tensor(-1.0, dtype=torch.float64)) for n in mask])
+    thr = torch.sort(flat, descending=True).values[k - 1]
+    return {n: mask[n] & (scores[n].double() >= thr) for n in mask}
+
+
+def _unused_random_prune('''
+
+MUTATIONS = {
+ "a MASKS-RANDOM starts from θ0": [("lottery/strategies.py", 'Strategy("masks_random",   "MASKS-RANDOM",   "transfer",  "fresh", ', 'Strategy("masks_random",   "MASKS-RANDOM",   "transfer",  "theta0",')],
+ "b TICKET-RANDOM reuses one draw": [("lottery/strategies.py", "manual_seed(derive_seed(seed, key, r))", "manual_seed(derive_seed(seed, key))")],
+ "c mask not re-applied after a step": [("lottery/train.py", "                        p.mul_(m)", "                        pass")],
+ "d keep count rounded down": [("lottery/masks.py", "math.ceil((1.0 - prune_fraction) * alive - 1e-9)", "math.floor((1.0 - prune_fraction) * alive + 1e-9)")],
+ "e global pruning": [("lottery/masks.py", "def magnitude_prune(", GLOBAL_PRUNE)],
+ "f control with other per-layer counts": [("lottery/masks.py", "def random_prune(", GLOBAL_RANDOM)],
+ "g MASKS-RESET uses target masks": [("lottery/procedures.py", "mask = src.tensors(step_name(strat.SOURCE_STRATEGY, r), \"mask\")",
+                                      "mask = TicketChain(s, self.target, seed, ('reset',)).run_dir(store).tensors(step_name(strat.SOURCE_STRATEGY, r), \"mask\")")],
+ "h1 lr not hashed": [("lottery/config.py", "    lr: float = 1e-3\n", "    lr: float = field(default=1e-3, metadata=NOT_HASHED)\n")],
+ "h2 p not hashed": [("lottery/config.py", "    prune_fraction_per_round: float = 0.35\n", "    prune_fraction_per_round: float = field(default=0.35, metadata=NOT_HASHED)\n")],
+ "h3 split_seed not hashed": [("lottery/config.py", "    split_seed: int = 0\n", "    split_seed: int = field(default=0, metadata=NOT_HASHED)\n")],
+ "h4 n_train not hashed": [("lottery/config.py", "    n_train: int = 20_000\n", "    n_train: int = field(default=20_000, metadata=NOT_HASHED)\n")],
+ "h5 vocab_size not hashed": [("lottery/config.py", "    vocab_size: int = 8000\n", "    vocab_size: int = field(default=8000, metadata=NOT_HASHED)\n")],
+ "h6 max_len not hashed": [("lottery/config.py", "    max_len: int = 500\n", "    max_len: int = field(default=500, metadata=NOT_HASHED)\n")],
+ "h7 dataset not hashed": [("lottery/config.py", '    dataset: str = "fdu-mtl"\n', '    dataset: str = field(default="fdu-mtl", metadata=NOT_HASHED)\n')],
+ "h8 domains not hashed": [("lottery/config.py", "    domains: tuple[str, ...] = DEFAULT_DOMAINS\n", "    domains: tuple[str, ...] = field(default=DEFAULT_DOMAINS, metadata=NOT_HASHED)\n")],
+ "h9 he_a not hashed": [("lottery/config.py", "    he_a: float = 0.0\n", "    he_a: float = field(default=0.0, metadata=NOT_HASHED)\n")],
+ "i padding row trainable": [("lottery/model.py", "nn.Embedding(vocab_size, settings.embed_dim, padding_idx=pad_id)", "nn.Embedding(vocab_size, settings.embed_dim)"),
+                             ("lottery/masks.py", "        mask[\"embedding.weight\"][pad_id] = False", "        pass")],
+}
+
+only = sys.argv[1:]
+for name, edits in MUTATIONS.items():
+    if only and not any(name.startswith(o) for o in only):
+        continue
+    shutil.rmtree(MUT, ignore_errors=True)
+    shutil.copytree(SRC, MUT, ignore=shutil.ignore_patterns(".venv", ".cache", ".git", "book", "notebooks", "__pycache__"))
+    for path, old, new in edits:
+        f = os.path.join(MUT, path)
+        text = open(f).read()
+        assert text.count(old) >= 1, (name, path, old)
+        open(f, "w").write(text.replace(old, new, 1))
+    tests = TESTS if not name.startswith("h") else ["tests/test_store.py"]
+    mirror = os.environ.get("LOTTERY_DATA_MIRROR", str(Path(SRC).parent / "shared" / "data"))
+    env = {**os.environ, "PYTHONPATH": MUT, "LOTTERY_DATA_MIRROR": mirror}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+                          cwd=MUT, env=env, capture_output=True, text=True)
+    failed = re.findall(r"^FAILED (\S+)", proc.stdout, re.M)
+    print(f"{name:40s} rc={proc.returncode} failing: {failed or 'NONE'}", flush=True)
