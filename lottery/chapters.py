@@ -236,8 +236,9 @@ def chapter_settings(
         settings = config.get_profile(profile)
     except ValueError as exc:
         raise ValueError(f"parameter 'profile': {exc}") from None
-    dataset = (overrides or {}).get("data.dataset", settings.data.dataset) \
-        if isinstance(overrides, (Mapping, type(None))) else settings.data.dataset
+    dataset = settings.data.dataset
+    if isinstance(overrides, Mapping):    # domain names are checked against the chosen dataset
+        dataset = overrides.get("data.dataset", dataset)
 
     changes: dict[str, Any] = {}
     if rounds is not None:

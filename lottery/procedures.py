@@ -145,11 +145,12 @@ class TicketChain:
         store, s, seed = _store(store), self.settings, self.seed
         run = self.run_dir(store)
         data = domain_data(s.data, s.vocab, self.domain)
+        model = init_model(data.vocab.size, s.model, seed, data.vocab.pad_id)
         theta0_file = run.path / "theta0.pt"
         if not theta0_file.exists():
-            save_tensors(theta0_file, init_model(data.vocab.size, s.model, seed, data.vocab.pad_id).state_dict())
+            save_tensors(theta0_file, model.state_dict())
         theta0 = load_tensors(theta0_file)
-        reference = full_mask(init_model(data.vocab.size, s.model, seed, data.vocab.pad_id), s.prune.prune_biases)
+        reference = full_mask(model, s.prune.prune_biases)
         base = {"procedure": "tickets", "domain": self.domain, "source": self.domain,
                 "target": self.domain, "seed": seed}
 
