@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import pandas as pd
 from scipy import stats
 
-from lottery.labels import display_name, nines, pair_label, pct, pts, sparsity_label
+from lottery.labels import display_name, in_domain_order, nines, pair_label, pct, pts, sparsity_label
 
 #: "matches FULL-MODEL": mean test accuracy at most this far (1 point) below it.
 WITHIN_PTS = 0.01
@@ -46,6 +46,14 @@ MODERATE = SparsityRange("0–90%", 0.0, 0.90)  # the paper's "0-90%": tickets b
 TRANSITION = SparsityRange("90–96%", 0.90, 0.96)  # up to the phase transition
 EXTREME = SparsityRange("> 96%", 0.96, 1.0)  # beyond it: the initial values matter
 SPARSITY_RANGES: tuple[SparsityRange, ...] = (MODERATE, TRANSITION, EXTREME)
+
+
+def range_names(sparsity: pd.Series) -> pd.Series:
+    """The :data:`SPARSITY_RANGES` name of each sparsity (``0–90%``, ``90–96%``, ``> 96%``)."""
+    out = pd.Series("", index=sparsity.index)
+    for r in SPARSITY_RANGES:
+        out[r.contains(sparsity)] = r.name
+    return out
 
 
 # ---------------------------------------------------------------------------- summaries
@@ -94,7 +102,7 @@ def ticket_curves(tickets_df: pd.DataFrame) -> pd.DataFrame:
             rows.append(r)
     curves = pd.concat([pd.DataFrame(rows), curves], ignore_index=True)
     curves["name"] = curves["domain"].map(display_name)
-    return curves.sort_values(["domain", "strategy", "round"], kind="stable").reset_index(drop=True)
+    return in_domain_order(curves.sort_values(["strategy", "round"], kind="stable"), "domain")
 
 
 def target_frame(tickets_df: pd.DataFrame, pairs: Sequence[tuple[str, str]]) -> pd.DataFrame:
@@ -165,7 +173,7 @@ def ticket_overview(curves: pd.DataFrame) -> pd.DataFrame:
             row["best TICKET-RESET"] = f"{pct(best['mean'])} at {sparsity_label(best['sparsity'])}"
             ok = (reset["mean"] >= full - WITHIN_PTS).to_numpy()
             upto = reset["sparsity"].to_numpy()[ok.argmin() - 1] if not ok.all() else reset["sparsity"].max()
-            row["matches FULL-MODEL up to"] = sparsity_label(upto)
+            row["matches FULL-MODEL up to"] = sparsity_label(upto) if upto > 0 else "never"
         last = int(c["round"].max())
         row["last round sparsity"] = sparsity_label(float(c[c["round"] == last]["sparsity"].mean()))
         for strat in ("TICKET-RESET", "TICKET-RANDOM", "RANDOM-PRUNING"):
@@ -173,7 +181,7 @@ def ticket_overview(curves: pd.DataFrame) -> pd.DataFrame:
             if len(v):
                 row[f"{strat} (last)"] = pct(float(v.iloc[0]))
         rows.append(row)
-    return pd.DataFrame(rows).set_index("domain")
+    return pd.DataFrame(rows).set_index("domain").fillna("—")  # e.g. no control in this domain
 
 
 def strategy_gaps(curves: pd.DataFrame, a: str, b: str,
@@ -212,14 +220,16 @@ def transfer_overview(curves: pd.DataFrame, jsd: pd.DataFrame | None = None) -> 
 
 # ---------------------------------------------------------------------------- paired tests
 def paired_differences(df: pd.DataFrame, a: str, b: str, group: str = "domain",
-                       confidence: float = 0.95) -> pd.DataFrame:
+                       confidence: float = 0.95, corrected: bool = False) -> pd.DataFrame:
     """Per ``group`` and round: test accuracy of strategy ``a`` minus ``b``, paired by seed.
 
     Mean difference, std of the differences, and a two-sided t-interval
     (``mean ± t_{n-1} · sd / √n``, scipy) — NaN where fewer than two seeds pair up.
+    ``corrected``: Bonferroni over every (group, pruned round) in the table, so that all
+    intervals hold together with probability ``confidence`` (column ``level``).
     """
     columns = [group, "round", "sparsity", "n", "mean_diff", "sd_diff", "ci_low", "ci_high",
-               "comparison"]
+               "level", "comparison"]
     if df.empty:
         return pd.DataFrame(columns=columns + ["x"])
     keys = [group, "seed", "round"]
@@ -228,8 +238,12 @@ def paired_differences(df: pd.DataFrame, a: str, b: str, group: str = "domain",
     merged = left.merge(right, on=keys, suffixes=("_a", "_b"))
     merged["diff"] = merged["test_acc_a"] - merged["test_acc_b"]
     merged["sparsity"] = (merged["sparsity_a"] + merged["sparsity_b"]) / 2
+    if corrected:
+        family = max(int(merged[merged["round"] > 0].groupby([group, "round"]).ngroups), 1)
+        confidence = 1 - (1 - confidence) / family
     rows = []
-    for (g, rnd), grp in merged.groupby([group, "round"], sort=True):
+    merged = merged.sort_values("round", kind="stable")
+    for (g, rnd), grp in merged.groupby([group, "round"], sort=False):
         n = len(grp)
         mean = float(grp["diff"].mean())
         sd = float(grp["diff"].std(ddof=1)) if n > 1 else float("nan")
@@ -239,9 +253,12 @@ def paired_differences(df: pd.DataFrame, a: str, b: str, group: str = "domain",
             half = float("nan")
         rows.append({group: g, "round": int(rnd), "sparsity": float(grp["sparsity"].mean()),
                      "n": n, "mean_diff": mean, "sd_diff": sd,
-                     "ci_low": mean - half, "ci_high": mean + half,
+                     "ci_low": mean - half, "ci_high": mean + half, "level": confidence,
                      "comparison": f"{a} − {b}"})
     out = pd.DataFrame(rows, columns=columns)
+    first = {g: i for i, g in enumerate(dict.fromkeys(df[group]))}
+    out = out.sort_values(by=[group, "round"], key=lambda c: c.map(first) if c.name == group else c,
+                          kind="stable").reset_index(drop=True)
     out["x"] = nines(out["sparsity"])
     return out
 
@@ -291,13 +308,15 @@ def transition_points(diffs: pd.DataFrame, group: str) -> pd.DataFrame:
                                        "CI > 0 from there on"]).set_index(group)
 
 
-def diff_table(diffs: pd.DataFrame, group: str, digits: int = 3) -> pd.DataFrame:
-    """Printable paired-difference table (rounded; NaN intervals shown as n/a)."""
+def diff_table(diffs: pd.DataFrame, group: str, digits: int = 1) -> pd.DataFrame:
+    """Printable paired-difference table in points (NaN intervals shown as n/a)."""
     t = diffs[[group, "round", "sparsity", "n", "mean_diff", "ci_low", "ci_high"]].copy()
     t["sparsity"] = t["sparsity"].map(sparsity_label)
     for c in ("mean_diff", "ci_low", "ci_high"):
-        t[c] = [("n/a" if (isinstance(v, float) and math.isnan(v)) else f"{v:+.{digits}f}")
+        t[c] = [("n/a" if (isinstance(v, float) and math.isnan(v)) else f"{100 * v:+.{digits}f}")
                 for v in t[c]]
-    t = t.rename(columns={"n": "seeds", "mean_diff": "mean difference",
-                          "ci_low": "95% CI low", "ci_high": "95% CI high"})
+    level = float(diffs["level"].iloc[0]) if "level" in diffs and len(diffs) else 0.95
+    ci = f"{100 * level:.4g}% CI"
+    t = t.rename(columns={"n": "seeds", "mean_diff": "mean difference (pts)",
+                          "ci_low": f"{ci} low", "ci_high": f"{ci} high"})
     return t.set_index([group, "round"])

@@ -16,16 +16,18 @@ the engine's run store, so a rebuild after a finished build only loads results.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
 import tarfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from lottery import config
-from lottery.chapters import (CHAPTERS, EXECUTION_ORDER, ChapterSource, chapter,
+from lottery.chapters import (CHAPTERS, EXECUTION_ORDER, EXECUTION_WAVES, ChapterSource, chapter,
                               check_parameters, read_chapter)
 
 # ---------------------------------------------------------------------------- layout
@@ -247,6 +249,23 @@ def _jupyter_book(project: Path, root: Path) -> None:
                            + proc.stderr[-6000:])
 
 
+def _run_wave(jobs: Sequence[tuple[ChapterSource, dict[str, Any]]], profile: str, root: Path,
+              log: Log) -> dict[str, float]:
+    """Execute one wave's chapters, in parallel kernels when there are cores for them;
+    the first failure is raised after the others finished. Returns seconds per chapter."""
+    def one(source: ChapterSource, params: dict[str, Any]) -> float:
+        start = time.perf_counter()
+        execute_chapter(source, profile, params, book_dir=root, log=log)
+        return round(time.perf_counter() - start, 1)
+
+    workers = max(1, min(len(jobs), os.cpu_count() or 1))
+    if workers == 1:
+        return {s.name: one(s, p) for s, p in jobs}
+    with ThreadPoolExecutor(workers) as pool:   # each chapter runs in its own kernel process
+        futures = {s.name: pool.submit(one, s, p) for s, p in jobs}
+    return {name: f.result() for name, f in futures.items()}
+
+
 def build_book(
     profile: str = "course",
     parameters: Mapping[str, Any] | None = None,
@@ -280,14 +299,13 @@ def build_book(
     timings_path = root / EXECUTED_SUBDIR / TIMINGS_FILE
     timings: dict[str, float] = {}
     if execute:
-        log("executing chapters (papermill):")
-        for source, params in todo:
-            start = time.perf_counter()
-            if source.name == "intro":  # the intro reports the others' timings
+        log("executing chapters (papermill; chapters of one wave side by side):")
+        for wave in EXECUTION_WAVES:
+            jobs = [(s, p) for s, p in todo if s.name in wave]
+            if any(s.name == "intro" for s, _ in jobs):  # the intro reports the others' timings
                 timings_path.parent.mkdir(parents=True, exist_ok=True)
                 timings_path.write_text(json.dumps(timings, indent=1))
-            execute_chapter(source, profile, params, book_dir=root, log=log)
-            timings[source.name] = round(time.perf_counter() - start, 1)
+            timings.update(_run_wave(jobs, profile, root, log))
         timings_path.write_text(json.dumps(timings, indent=1))
     missing = [c.name for c in CHAPTERS
                if not (root / EXECUTED_SUBDIR / f"{c.name}.ipynb").exists()]

@@ -38,17 +38,25 @@ CHAPTERS: tuple[Chapter, ...] = (
     Chapter("tickets", "03_tickets.md", "Finding tickets"),
     Chapter("transfer", "04_transfer.md", "Transferring tickets"),
     Chapter("phase", "05_phase_transition.md", "The phase transition"),
+    Chapter("ablation", "07_ablation.md", "Why this book differs from the paper"),
     Chapter("verdict", "06_paper_vs_book.md", "Paper vs this book"),
 )
-#: Execution order: results before the pages that summarise them (the intro reports
-#: the compute that the other chapters used, so it runs last).
-EXECUTION_ORDER: tuple[str, ...] = (
-    "data", "divergence", "tickets", "transfer", "phase", "verdict", "intro",
+#: Execution order, in waves: results before the pages that summarise them (the intro
+#: reports the compute that the other chapters used, so it runs last). Chapters of one
+#: wave do not depend on each other's results (the shared vocabulary is written
+#: atomically by whichever needs it first), so the build runs them side by side.
+EXECUTION_WAVES: tuple[tuple[str, ...], ...] = (
+    ("tickets", "data", "divergence"), ("transfer",), ("verdict", "phase", "ablation"),
+    ("intro",),
 )
+EXECUTION_ORDER: tuple[str, ...] = tuple(n for wave in EXECUTION_WAVES for n in wave)
+
+#: Parameters that only one chapter takes (checked by that chapter's library code).
+CHAPTER_PARAMETERS: tuple[str, ...] = ("variants",)
 
 #: Parameters that :func:`chapter_settings` takes (besides ``profile``).
 SETTINGS_PARAMETERS: tuple[str, ...] = (
-    "domains", "seeds", "pairs", "rounds", "p", "max_epochs", "n_train", "overrides",
+    "domains", "seeds", "pairs", "rounds", "p", "max_epochs", "n_train", "dataset", "overrides",
 )
 
 
@@ -114,6 +122,13 @@ def check_parameters(source: ChapterSource, parameters: Mapping[str, Any]) -> No
     merged = {**declared, **parameters}
     chapter_settings(merged.get("profile", "course"),
                      **{k: merged[k] for k in SETTINGS_PARAMETERS if k in merged})
+    if merged.get("variants") is not None:
+        from lottery import ablation
+
+        try:
+            ablation.select(merged["variants"])
+        except ValueError as exc:
+            raise ValueError(f"parameter 'variants': {exc}") from None
 
 
 # ---------------------------------------------------------------------------- settings
@@ -166,6 +181,9 @@ class ChapterSettings:
             ("seeds", ", ".join(str(x) for x in self.seeds)),
             ("RANDOM-PRUNING control", self.control_label),
             ("transfer pairs", ", ".join(pair_label(a, b) for a, b in self.pairs) or "none"),
+            ("transferred masks", "every round" if s.transfer_rounds is None else
+             "rounds " + ", ".join(f"{r} ({config.sparsity_after(s.prune.prune_fraction_per_round, r):.1%})"
+                                   for r in s.transfer_rounds if r <= s.prune.rounds)),
         ]
         return pd.DataFrame(rows, columns=["setting", "value"]).set_index("setting")
 
@@ -220,6 +238,7 @@ def chapter_settings(
     p: float | None = None,
     max_epochs: int | None = None,
     n_train: int | None = None,
+    dataset: str | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> ChapterSettings:
     """The profile with a chapter's parameters applied (``None`` = the profile's value).
@@ -236,9 +255,18 @@ def chapter_settings(
         settings = config.get_profile(profile)
     except ValueError as exc:
         raise ValueError(f"parameter 'profile': {exc}") from None
+    if dataset is not None:
+        if not isinstance(dataset, str) or not dataset.strip():
+            raise ValueError(f"parameter 'dataset' must be a dataset name or the path of a "
+                             f"JSON dataset spec, got {dataset!r}")
+        overrides = {**(overrides if isinstance(overrides, Mapping) else {}), "data.dataset": dataset}
     dataset = settings.data.dataset
     if isinstance(overrides, Mapping):    # domain names are checked against the chosen dataset
         dataset = overrides.get("data.dataset", dataset)
+        try:
+            data.get_dataset(str(dataset))
+        except ValueError as exc:
+            raise ValueError(f"parameter 'dataset': {exc}") from None
 
     changes: dict[str, Any] = {}
     if rounds is not None:
@@ -266,19 +294,19 @@ def chapter_settings(
                              f"names, got {domains!r}")
         selected = tuple(dict.fromkeys(_resolve("domains", domains, dataset)))
         extra = [d for d in selected if d not in settings.data.domains]
-        if extra:
+        if extra and dataset == settings.data.dataset:   # another dataset brings its own
             changes.setdefault("data.domains", tuple(settings.data.domains) + tuple(extra))
     try:   # the one check of an experiment's settings (and canonical domain names)
         settings = experiment.apply_overrides(settings, changes)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"parameter 'overrides': {exc}") from None
-    if "data.domains" in changes:
+    if domains is None:   # the (possibly overridden, or another dataset's) domains
+        selected = tuple(settings.data.domains)
+    elif "data.domains" in changes:
         missing = [d for d in selected if d not in settings.data.domains]
         if missing:
             raise ValueError(f"parameter 'domains': {missing} are not in data.domains "
                              f"{list(settings.data.domains)} set by 'overrides'")
-        if domains is None:
-            selected = tuple(settings.data.domains)
 
     chosen_seeds = tuple(settings.seeds) if seeds is None else _int_list("seeds", seeds)
     if pairs is None:
@@ -287,6 +315,7 @@ def chapter_settings(
         )
     else:
         chosen_pairs = _check_pairs(pairs, settings)
+    data.use_display_names(settings.data.dataset)   # "Movies" only where dvd is FDU-MTL's
     return ChapterSettings(profile, settings, selected, chosen_seeds, chosen_pairs)
 
 

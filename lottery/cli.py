@@ -61,11 +61,14 @@ def _run_divergence(args: argparse.Namespace) -> int:
     from lottery import data, divergence
 
     settings = _profile_settings(args)
-    try:
-        table = divergence.jsd_matrix(settings.data, settings.vocab)
-    except data.DataError as exc:
-        print(f"lottery: {exc}", file=sys.stderr)
-        return 2
+    data.use_display_names(settings.data.dataset)
+    return _engine_errors(lambda: _print_divergence(args, settings))
+
+
+def _print_divergence(args: argparse.Namespace, settings: config.ExperimentSettings) -> int:
+    from lottery import data, divergence
+
+    table = divergence.jsd_matrix(settings.data, settings.vocab)
     square = divergence.to_square(table)
     (lo_a, lo_b, lo), (hi_a, hi_b, hi) = divergence.extreme_pairs(table)
     if args.json:
@@ -199,8 +202,12 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
 def _finish_run(args: argparse.Namespace, df, store) -> int:
     from lottery.procedures import summarize
 
+    from lottery.runner import LAST_RUN
+
     print(f"\nresults: {len(df)} rows (one per network and curve; round 0 appears under every "
           f"strategy); run store: {store.root}")
+    print(f"this command trained {LAST_RUN['missing_steps']} networks (in {LAST_RUN['run_jobs']} "
+          f"jobs) and loaded {LAST_RUN['loaded_jobs']} finished jobs from the run store")
     if args.csv:
         df.to_csv(args.csv, index=False)
         print(f"table written to {args.csv}")
@@ -219,6 +226,14 @@ def _engine_errors(fn):
         return fn()
     except (ValueError, DataError) as exc:
         print(f"lottery: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.filename is None:
+            raise
+        # e.g. a read-only cache folder, or a file where a folder should be; every step
+        # is written atomically, so nothing half-written is left behind
+        print(f"lottery: cannot use {exc.filename} ({exc.strerror}); set LOTTERY_CACHE_DIR "
+              f"(or --runs) to a writable folder", file=sys.stderr)
         return 2
 
 
@@ -278,6 +293,100 @@ def _run_transfer(args: argparse.Namespace) -> int:
     def go():
         df = run_transfer(settings, pairs, args.seeds, args.strategies, not args.quiet, args.workers, store)
         return _finish_run(args, df, store)
+    return _engine_errors(go)
+
+
+@command
+def add_claims(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("claims", help="test the paper's eight claims on a profile's results "
+                                      "(trains what the run store lacks)")
+    _add_profile_args(p)
+    p.add_argument("--json", action="store_true", help="print JSON: claim, paper, measured, "
+                                                       "interval, test, verdict, details")
+    p.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    p.add_argument("--runs", help="run store folder (default: <cache>/runs)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_run_claims)
+
+
+def _run_claims(args: argparse.Namespace) -> int:
+    from lottery import chapters, claims, divergence, runner
+    from lottery.procedures import results_frame
+    from lottery.store import RunStore
+
+    _profile_settings(args)  # a bad --set fails here, in one line
+    store = RunStore(args.runs)
+
+    def go():
+        run = chapters.chapter_settings(args.profile, overrides=config.parse_set(args.set))
+        found = runner.run_tickets(run.settings, run.domains, run.seeds, progress=not args.quiet,
+                                   workers=args.workers, store=store)
+        moved = (runner.run_transfer(run.settings, run.pairs, run.seeds, progress=not args.quiet,
+                                     workers=args.workers, store=store)
+                 if run.pairs else results_frame([]))
+        jsd = divergence.jsd_matrix(run.settings.data, run.settings.vocab)
+        found_claims = claims.claim_list(found, moved, jsd, run.pairs)
+        if args.json:
+            print(json.dumps([c.record() for c in found_claims], indent=2, ensure_ascii=False))
+            return 0
+        for c in found_claims:
+            print(f"{c.claim}\n  paper:    {c.paper}\n  measured: {c.measured}\n"
+                  f"  interval: {c.interval}\n  test:     {c.test}\n  verdict:  {c.verdict}\n")
+        return 0
+    return _engine_errors(go)
+
+
+@command
+def add_datasets(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("datasets", help="list the built-in datasets and the review formats a "
+                                        "dataset spec can use")
+    p.set_defaults(run=_run_datasets)
+
+
+def _run_datasets(args: argparse.Namespace) -> int:
+    from lottery.data import DATASETS, READERS
+
+    print("datasets (use with --set data.dataset=NAME, or give the path of a JSON spec):")
+    for name, spec in DATASETS.items():
+        if name.endswith(".json"):
+            continue
+        print(f"  {name}: format {spec.format!r}, {len(spec.domains)} domains: "
+              f"{', '.join(spec.domains)}\n    {spec.provenance}; licence: {spec.licence}")
+    print("\nformats (a spec's \"format\", or per domain):")
+    for name, reader in READERS.items():
+        doc = (reader.__doc__ or "").strip().split("\n\n")[0]
+        print(f"  {name}: {' '.join(doc.split())}")
+    return 0
+
+
+@command
+def add_data(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="data commands: 'check SPEC' validates a dataset")
+    dsub = p.add_subparsers(dest="data_command", required=True)
+    c = dsub.add_parser("check", help="read a dataset spec (or dataset name) and print, per "
+                                      "domain and class, what is kept and dropped and why "
+                                      "(no training)")
+    c.add_argument("spec", help="path of a JSON dataset spec, or a dataset name")
+    _add_profile_args(c)
+    c.set_defaults(run=_run_data_check)
+
+
+def _run_data_check(args: argparse.Namespace) -> int:
+    from lottery.data.check import check_dataset
+
+    args.set = [f"data.dataset={json.dumps(args.spec)}"] + list(args.set or [])
+    settings = _profile_settings(args)
+
+    def go():
+        read, classes, problems = check_dataset(settings.data)
+        print(read.to_string(), classes.to_string(), sep="\n\n")
+        errors = [p for p in problems if not p.startswith(("warning", ))
+                  and ": malformed: " not in p]
+        for p in dict.fromkeys(problems):
+            print(p, file=sys.stderr)
+        print(f"\n{len(settings.data.domains)} domains checked: "
+              + ("ready to train" if not errors else f"{len(errors)} problem(s) to fix"))
+        return 2 if errors else 0
     return _engine_errors(go)
 
 

@@ -103,8 +103,17 @@ def resolve(settings: ExperimentSettings) -> ExperimentSettings:
         if a == b:
             raise ValueError(f"setting transfer_pairs: ({a!r}, {b!r}): source and target must differ")
         pairs.append((a, b))
+    rounds = settings.transfer_rounds
+    if rounds is not None:
+        if isinstance(rounds, (str, int)) or not rounds:
+            raise ValueError(f"setting transfer_rounds must be a non-empty list of rounds or null, "
+                             f"got {rounds!r}")
+        for r in rounds:
+            _int("transfer_rounds", r, 1)
+        rounds = tuple(sorted(set(rounds)))
     return replace(settings, data=replace(d, domains=domains), seeds=tuple(seeds), strategies=chosen,
-                   control_domains=control, transfer_pairs=tuple(dict.fromkeys(pairs)))
+                   control_domains=control, transfer_pairs=tuple(dict.fromkeys(pairs)),
+                   transfer_rounds=rounds)
 
 
 def apply_overrides(settings: ExperimentSettings, changes: dict[str, Any] | None) -> ExperimentSettings:
@@ -112,9 +121,22 @@ def apply_overrides(settings: ExperimentSettings, changes: dict[str, Any] | None
 
     When ``data.domains`` is overridden, the profile's own transfer pairs and control
     domains that fall outside the new domains are dropped (a profile default should
-    not break a narrower run); values the caller sets are checked as given.
+    not break a narrower run); values the caller sets are checked as given. When
+    ``data.dataset`` is overridden without ``data.domains`` and the dataset lacks the
+    profile's domains, every domain of the dataset is used.
     """
     changes = dict(changes or {})
+    if "data.dataset" in changes and "data.domains" not in changes:
+        # another dataset without its own domain list: the profile's domains are kept
+        # when the dataset has them all (e.g. Blitzer), else every domain of the dataset
+        from lottery.data import get_dataset
+
+        spec = get_dataset(str(changes["data.dataset"]))
+        try:
+            for d in settings.data.domains:
+                resolve_domain(d, spec.name)
+        except ValueError:
+            changes["data.domains"] = spec.domains
     try:
         out = config.override(settings, **changes)
     except TypeError as exc:

@@ -22,6 +22,24 @@ def display_name(domain: str) -> str:
     return str(data.paper_name(domain))
 
 
+def domain_rank(name: str) -> tuple[int, str]:
+    """Sort key for the one domain order of every table and chart: the paper's (Books,
+    Electronics, Movies, CDs, Home), then any other domain alphabetically. Takes
+    dataset names or display names."""
+    from lottery.config import PAPER_DOMAINS
+
+    order = list(PAPER_DOMAINS)
+    shown = display_name(name) if name not in order else name
+    return (order.index(shown), "") if shown in order else (len(order), str(name))
+
+
+def in_domain_order(df: pd.DataFrame, *columns: str) -> pd.DataFrame:
+    """``df`` stably sorted by :func:`domain_rank` of ``columns`` (e.g. source, target)."""
+    keys = [df[c].map(domain_rank) for c in columns]
+    order = sorted(range(len(df)), key=lambda i: tuple(k.iloc[i] for k in keys))
+    return df.iloc[order].reset_index(drop=True)
+
+
 def pair_label(source: str, target: str) -> str:
     """A transfer task as the book titles it: ``Books → Electronics``."""
     return f"{display_name(source)} → {display_name(target)}"

@@ -30,6 +30,8 @@ import torch
 from lottery import strategies as strat
 from lottery.config import DataSettings, ExperimentSettings, VocabSettings
 from lottery.data import load_splits
+from lottery.data.fingerprint import data_fingerprint
+from lottery.labels import in_domain_order
 from lottery.masks import Mask, full_mask, overall_sparsity
 from lottery.model import init_model
 from lottery.store import RunDir, RunStore, load_tensors, save_tensors
@@ -55,9 +57,15 @@ class DomainData(NamedTuple):
     test: EncodedSplit
 
 
-@lru_cache(maxsize=32)
 def domain_data(data: DataSettings, vocab_settings: VocabSettings, domain: str) -> DomainData:
-    """A domain's splits encoded with the shared vocabulary (cached per process)."""
+    """A domain's splits encoded with the shared vocabulary (cached per process and data
+    content, so a changed file is read again)."""
+    return _domain_data(data, vocab_settings, domain, data_fingerprint(data))
+
+
+@lru_cache(maxsize=32)
+def _domain_data(data: DataSettings, vocab_settings: VocabSettings, domain: str,
+                 content: str | None) -> DomainData:
     vocab = shared_vocab(data, vocab_settings)
     splits = load_splits(data, domain)
     enc = [encode_split(vocab, df["text"].tolist(), df["label"].tolist(), vocab_settings.max_len)
@@ -67,8 +75,12 @@ def domain_data(data: DataSettings, vocab_settings: VocabSettings, domain: str) 
 
 def ticket_key(settings: ExperimentSettings, domain: str, seed: int) -> dict[str, Any]:
     """Everything a ticket run's numbers depend on (hashed into its directory name)."""
-    return {"engine": ENGINE_VERSION, "data": settings.data, "vocab": settings.vocab, "model": settings.model,
-            "train": settings.train, "prune": settings.prune, "domain": domain, "seed": seed}
+    key = {"engine": ENGINE_VERSION, "data": settings.data, "vocab": settings.vocab, "model": settings.model,
+           "train": settings.train, "prune": settings.prune, "domain": domain, "seed": seed}
+    files = data_fingerprint(settings.data)   # user datasets: keyed by content, not paths
+    if files is not None:
+        key["data_files"] = files
+    return key
 
 
 def transfer_key(settings: ExperimentSettings, source: str, target: str, seed: int,
@@ -181,6 +193,22 @@ class TicketChain:
                     report(run.metrics(step_name(k, r)))
         return self.stored_rows(store) or []
 
+    def retrain_full(self, store: RunStore | str | None = None) -> dict[str, Any]:
+        """Train round 0 again from the stored θ0, in memory, and compare it with the
+        stored FULL-MODEL (the book's same-machine reproducibility check)."""
+        store, s = _store(store), self.settings
+        run = self.run_dir(store)
+        stored = run.metrics(step_name("full", 0))
+        data = domain_data(s.data, s.vocab, self.domain)
+        theta0 = load_tensors(run.path / "theta0.pt")
+        reference = full_mask(init_model(data.vocab.size, s.model, self.seed, data.vocab.pad_id),
+                              s.prune.prune_biases)
+        (res,) = _train(s, data, ["full"], [reference], theta0, self.seed, 0)
+        return {"domain": self.domain, "seed": self.seed, "stored test_acc": stored["test_acc"],
+                "retrained test_acc": res.test_acc, "stored val history": stored["val_history"],
+                "retrained val history": res.history,
+                "identical": stored["test_acc"] == res.test_acc and stored["val_history"] == res.history}
+
 
 @dataclass(frozen=True)
 class TransferChain:
@@ -199,8 +227,14 @@ class TransferChain:
             raise ValueError(f"transfer needs two different domains, got source == target == {self.source!r}")
 
     @property
+    def rounds(self) -> list[int]:
+        """The source rounds whose masks are transferred (``transfer_rounds``, else all)."""
+        chosen = self.settings.transfer_rounds
+        return [r for r in range(1, self.settings.prune.rounds + 1) if chosen is None or r in chosen]
+
+    @property
     def steps(self) -> list[str]:
-        return [transfer_step(r) for r in range(1, self.settings.prune.rounds + 1)]
+        return [transfer_step(r) for r in self.rounds]
 
     def source_chain(self) -> TicketChain:
         return TicketChain(self.settings, self.source, self.seed, (strat.SOURCE_STRATEGY,))
@@ -225,7 +259,8 @@ class TransferChain:
         reference = full_mask(init_model(data.vocab.size, s.model, seed, data.vocab.pad_id), s.prune.prune_biases)
         base = {"procedure": "transfer", "strategy": strat.label(self.strategy), "domain": self.target,
                 "source": self.source, "target": self.target, "seed": seed}
-        for r, step in enumerate(self.steps, start=1):
+        for r in self.rounds:
+            step = transfer_step(r)
             if not run.done(step):
                 mask = src.tensors(step_name(strat.SOURCE_STRATEGY, r), "mask")
                 (res,) = _train(s, data, [self.strategy], [mask], theta0, seed, r)
@@ -240,8 +275,8 @@ def results_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     if df.empty:
         return pd.DataFrame(columns=RESULT_COLUMNS)
-    df = df[RESULT_COLUMNS]
-    return df.sort_values(["procedure", "source", "target", "strategy", "seed", "round"]).reset_index(drop=True)
+    df = df[RESULT_COLUMNS].sort_values(["procedure", "strategy", "seed", "round"])
+    return in_domain_order(df, "source", "target")   # the paper's domain order
 
 
 def summarize(df: pd.DataFrame) -> pd.DataFrame:

@@ -55,6 +55,17 @@ def stored_results(run: ChapterSettings, transfer: bool = True
     return found, moved
 
 
+def retrain_check(run: ChapterSettings) -> pd.DataFrame:
+    """Retrain the first domain's first-seed FULL-MODEL and compare it with the store."""
+    from lottery.procedures import TicketChain
+    from lottery.runner import run_tickets
+
+    domain, seed = run.domains[0], run.seeds[0]
+    run_tickets(run.settings, domains=[domain], seeds=[seed], progress=False, workers=1)
+    out = TicketChain(run.settings, domain, seed).retrain_full()
+    return pd.DataFrame([{**out, "domain": display_name(out["domain"])}]).set_index("domain")
+
+
 def glue_values(values: Mapping[str, Any]) -> None:
     """``myst_nb.glue`` each value without displaying it (for ``{glue:text}`` roles)."""
     from myst_nb import glue  # the book extra; only a notebook kernel glues
@@ -66,10 +77,33 @@ def glue_values(values: Mapping[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------------------- data chapter
-def domain_table(domains: Sequence[str]) -> pd.DataFrame:
-    """The paper's category names next to the dataset's domain names."""
-    return pd.DataFrame({"paper (Amazon category)": [display_name(d) for d in domains],
-                         "dataset domain": list(domains)}).set_index("paper (Amazon category)")
+def domain_table(domains: Sequence[str], dataset: str = "fdu-mtl") -> pd.DataFrame:
+    """Display names next to the dataset's domain names (the paper's for FDU-MTL)."""
+    from lottery.data import get_dataset
+
+    spec = get_dataset(dataset)
+    title = "paper (Amazon category)" if spec.downloadable else "shown as"
+    return pd.DataFrame({title: [display_name(d) for d in domains],
+                         "dataset domain": list(domains),
+                         "format": [spec.format_of(d) for d in domains]}).set_index(title)
+
+
+def dataset_facts(data: Any) -> dict[str, Any]:
+    """Name, provenance, licence and files of the dataset ``data`` reads."""
+    from lottery.data import get_dataset
+
+    spec = get_dataset(data.dataset)
+    name = Path(spec.name).name if spec.name.endswith(".json") else spec.name
+    return {"dataset": name, "provenance": spec.provenance, "licence": spec.licence,
+            "source": spec.url or "your files (dataset spec)",
+            "files": {d: [Path(f).name for f in spec.files[d]] for d in data.domains}}
+
+
+def dataset_table(facts: Mapping[str, Any]) -> pd.DataFrame:
+    rows = [("dataset", facts["dataset"]), ("provenance", facts["provenance"] or "not stated"),
+            ("licence", facts["licence"] or "not stated"), ("source", facts["source"])]
+    rows += [(f"files: {display_name(d)}", ", ".join(f)) for d, f in facts["files"].items()]
+    return pd.DataFrame(rows, columns=["", "value"]).set_index("")
 
 
 def split_counts_table(summary: pd.DataFrame) -> pd.DataFrame:

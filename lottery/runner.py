@@ -34,8 +34,8 @@ from lottery.store import RunStore
 Job = Union[TicketChain, TransferChain]
 
 
-def default_workers(n_jobs: int, device: str = "cpu") -> int:
-    """One single-threaded worker per core on CPU (at most one per job); one on GPU.
+def default_workers(n_jobs: int, device: str = "cpu", threads: int = 1) -> int:
+    """One worker per ``threads`` cores on CPU (at most one per job); one on GPU.
 
     When there is no script for 'spawn' to re-import (``python -`` or ``python -c``)
     the jobs run in this process instead.
@@ -43,7 +43,7 @@ def default_workers(n_jobs: int, device: str = "cpu") -> int:
     main_file = getattr(sys.modules.get("__main__"), "__file__", None)
     if device != "cpu" or (main_file is not None and not os.path.exists(main_file)):
         return 1
-    return max(1, min(n_jobs, os.cpu_count() or 1))
+    return max(1, min(n_jobs, (os.cpu_count() or 1) // max(threads, 1)))
 
 
 def run_job(job: Job, store_root: str, events: Any = None) -> list[dict[str, Any]]:
@@ -57,6 +57,11 @@ def _drain(events: Any, show: Report) -> None:
             show(events.get_nowait())
         except queue_mod.Empty:
             return
+
+
+#: What :func:`run_jobs` did in this process (counts add up; the CLI prints them: trained
+#: vs loaded).
+LAST_RUN: dict[str, int] = {"loaded_jobs": 0, "run_jobs": 0, "missing_steps": 0}
 
 
 def run_jobs(jobs: Sequence[Job], store: RunStore | None = None, executor: Executor | None = None,
@@ -79,6 +84,10 @@ def run_jobs(jobs: Sequence[Job], store: RunStore | None = None, executor: Execu
             todo.append(job)
         else:
             rows += stored
+    LAST_RUN["loaded_jobs"] += len(jobs) - len(todo)
+    LAST_RUN["run_jobs"] += len(todo)
+    LAST_RUN["missing_steps"] += sum(sum(not job.run_dir(store).done(s) for s in job.steps)
+                                     for job in todo)
     if not todo:
         return rows
     bar = tqdm(total=sum(len(job.steps) for job in todo), desc=desc, unit="round",
@@ -90,7 +99,7 @@ def run_jobs(jobs: Sequence[Job], store: RunStore | None = None, executor: Execu
                             f"test {row['test_acc']:.3f}", refresh=False)
 
     device = todo[0].settings.train.device
-    workers = workers or default_workers(len(todo), device)
+    workers = workers or default_workers(len(todo), device, todo[0].settings.train.threads)
     try:
         if executor is None and (workers == 1 or len(todo) == 1):
             for job in todo:
@@ -157,7 +166,8 @@ def run_tickets(settings: ExperimentSettings, domains: Sequence[str] | None = No
     keys = strat.check(strategies or settings.strategies, "tickets")
     n = len(selection.data.domains) * len(selection.seeds) * max(1, len(keys))
     waves = ticket_jobs(settings, _in(selection.data.domains, settings), selection.seeds, keys,
-                        workers or (1 if executor else default_workers(n, settings.train.device)))
+                        workers or (1 if executor else default_workers(n, settings.train.device,
+                                                                       settings.train.threads)))
     for wave in waves[:-1]:    # round 0 alone: its chains have no rows of their own
         run_jobs(wave, store, executor, workers, progress, "tickets")
     return results_frame(run_jobs(waves[-1], store, executor, workers, progress, "tickets"))

@@ -59,6 +59,9 @@ MUTATIONS = {
  "h9 he_a not hashed": [("lottery/config.py", "    he_a: float = 0.0\n", "    he_a: float = field(default=0.0, metadata=NOT_HASHED)\n")],
  "i padding row trainable": [("lottery/model.py", "nn.Embedding(vocab_size, settings.embed_dim, padding_idx=pad_id)", "nn.Embedding(vocab_size, settings.embed_dim)"),
                              ("lottery/masks.py", "        mask[\"embedding.weight\"][pad_id] = False", "        pass")],
+ "j data content not in the run key": [("lottery/procedures.py", '        key["data_files"] = files', "        pass")],
+ "k transfer rounds renumbered": [("lottery/procedures.py", "        for r in self.rounds:\n",
+                                   "        for r in range(1, len(self.rounds) + 1):\n")],
 }
 
 only = sys.argv[1:]
@@ -72,7 +75,8 @@ for name, edits in MUTATIONS.items():
         text = open(f).read()
         assert text.count(old) >= 1, (name, path, old)
         open(f, "w").write(text.replace(old, new, 1))
-    tests = TESTS if not name.startswith("h") else ["tests/test_store.py"]
+    tests = (["tests/test_store.py"] if name.startswith("h") else
+             ["tests/test_data.py"] if name.startswith("j") else TESTS)
     mirror = os.environ.get("LOTTERY_DATA_MIRROR", str(Path(SRC).parent / "shared" / "data"))
     env = {**os.environ, "PYTHONPATH": MUT, "LOTTERY_DATA_MIRROR": mirror}
     proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],

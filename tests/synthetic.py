@@ -29,13 +29,15 @@ def tickets_frame(seeds=(0, 1, 2), rounds=3, domains=("books", "electronics")) -
     return pd.DataFrame(rows)
 
 
-def transfer_frame(pairs=(("books", "electronics"),), seeds=(0, 1, 2), rounds=3) -> pd.DataFrame:
+def transfer_frame(pairs=(("books", "electronics"),), seeds=(0, 1, 2), rounds=3,
+                   noise: float = 0.0) -> pd.DataFrame:
+    rng = np.random.default_rng(1)
     rows = []
     for a, b in pairs:
         for seed in seeds:
             for strat, drift in (("MASKS-RESET", -0.01), ("MASKS-RANDOM", -0.03)):
                 for r in range(1, rounds + 1):
-                    acc = 0.78 + drift * r + 0.002 * seed
+                    acc = 0.78 + drift * r + 0.002 * seed + (rng.normal(0, noise) if noise else 0.0)
                     rows.append({"procedure": "transfer", "strategy": strat, "domain": b,
                                  "source": a, "target": b, "seed": seed, "round": r,
                                  "sparsity": config.sparsity_after(0.35, r), "val_acc": acc,

@@ -81,7 +81,8 @@ def test_every_chapter_has_one_parameters_cell_with_profile():
         params = chapters.read_chapter(ch.name, NOTEBOOKS).parameters
         assert params["profile"] == "course", ch.name
         assert all(v is None for k, v in params.items() if k != "profile"), ch.name
-        assert set(params) - {"profile"} <= set(chapters.SETTINGS_PARAMETERS), ch.name
+        assert set(params) - {"profile"} <= set(chapters.SETTINGS_PARAMETERS
+                                                + chapters.CHAPTER_PARAMETERS), ch.name
         assert ("p" in params) == ("rounds" in params), f"{ch.name}: p goes with rounds"
     assert set(chapters.EXECUTION_ORDER) == {c.name for c in chapters.CHAPTERS}
 
@@ -103,3 +104,32 @@ def test_check_parameters_rejects_unknown_names_and_bad_values():
 def test_read_chapter_needs_its_folder(tmp_path):
     with pytest.raises(FileNotFoundError):
         chapters.read_chapter("tickets", tmp_path)
+
+
+def test_chapters_take_any_dataset_and_show_its_own_names(mirror, tmp_path):
+    """A user spec without data.domains: all its domains, its display names (a domain
+    called dvd is not "Movies"), profile pairs/controls kept only where they fit."""
+    import json
+    import shutil
+
+    from lottery import data, labels
+
+    shutil.copy(mirror / "format-samples/mcauley2014/Books_small.json", tmp_path / "b.json")
+    spec = tmp_path / "mine.json"
+    spec.write_text(json.dumps({"format": "mcauley2014", "licence": "research",
+                                "domains": {"dvd": ["b.json"],
+                                            "gadgets": {"files": ["b.json"], "name": "Gadgets"}}}))
+    try:
+        run = chapters.chapter_settings("course", dataset=str(spec))
+        assert run.domains == ("dvd", "gadgets") and run.pairs == ()
+        assert run.settings.control_domains == ()
+        assert labels.display_name("dvd") == "dvd" and labels.display_name("gadgets") == "Gadgets"
+        assert chapters.chapter_settings("course", dataset=str(spec), domains=["Gadgets"]).domains \
+            == ("gadgets",)
+        with pytest.raises(ValueError, match="parameter 'dataset'"):
+            chapters.chapter_settings("course", dataset=str(tmp_path / "none.json"))
+        with pytest.raises(ValueError, match="unknown domain 'books'"):
+            chapters.chapter_settings("course", dataset=str(spec), domains=["books"])
+    finally:
+        data.use_display_names("fdu-mtl")
+    assert labels.display_name("dvd") == "Movies"

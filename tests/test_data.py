@@ -272,3 +272,38 @@ def test_corrupted_cached_file_says_which_to_delete(mirror, tmp_path, monkeypatc
     with pytest.raises(data.DataUnavailableError) as info:
         data.load_splits(SMALL, "books")
     assert f"delete {cached / 'books.task.test'}" in str(info.value)
+
+
+def test_user_data_runs_are_keyed_by_file_content(mirror, tmp_path):
+    """A changed file is a new run; the same bytes again are the old run; a missing file
+    is an error even though its runs exist; digests are cached by size and mtime."""
+    from lottery.data import fingerprint
+    from lottery.procedures import ticket_key
+    from lottery.store import RunStore
+
+    spec, target = tmp_path / "mine.json", tmp_path / "e.json"
+    electronics = mirror / "format-samples/mcauley2014/Electronics_small.json"
+    shutil.copy(electronics, target)
+    spec.write_text(json.dumps({"format": "mcauley2014", "domains": {"gadgets": ["e.json"]}}))
+    s = config.override(config.get_profile("smoke"), **{
+        "data.dataset": str(spec), "data.domains": ("gadgets",), "transfer_pairs": (),
+        "control_domains": None})
+    store = RunStore(tmp_path / "runs")
+
+    def run_name() -> str:
+        return store.run("tickets", ticket_key(s, "gadgets", 0)).path.name
+
+    first = run_name()
+    assert fingerprint.data_fingerprint(config.get_profile("smoke").data) is None  # pinned FDU-MTL
+    shutil.copy(mirror / "format-samples/mcauley2014/Books_small.json", target)
+    assert run_name() != first                         # other reviews: another run
+    shutil.copy(electronics, target)
+    assert run_name() == first                         # the same bytes: the same run
+    cache = json.loads((config.cache_dir() / fingerprint.CACHE_FILE).read_text())
+    entry = cache[str(target.resolve())]
+    entry["digest"] = "0" * 32                         # an unchanged stat reuses the digest
+    (config.cache_dir() / fingerprint.CACHE_FILE).write_text(json.dumps(cache))
+    assert run_name() != first
+    target.unlink()
+    with pytest.raises(data.DataUnavailableError, match="e.json: data file not found"):
+        run_name()

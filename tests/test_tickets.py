@@ -5,6 +5,7 @@ architecture issue lists mutation → failing test).
 """
 
 import os
+from dataclasses import replace
 import subprocess
 import sys
 from pathlib import Path
@@ -145,6 +146,21 @@ def test_transfer_uses_the_source_masks_and_theta0(mirror, tmp_path, starts):
         m = mask["hidden.weight"]
         assert not torch.equal(state["hidden.weight"][m], theta0["hidden.weight"][m])   # a fresh draw
     assert [r["sparsity"] for r in rand] == [r["sparsity"] for r in rows]
+
+
+def test_transfer_rounds_train_only_the_chosen_rounds_with_the_same_numbers(mirror, tmp_path, starts):
+    """A transfer round is an independent training: a subset gives the same numbers."""
+    store = RunStore(tmp_path)
+    every = TransferChain(SETTINGS, "books", "electronics", 0, "masks_reset").run(store)
+    only = experiment.resolve(replace(SETTINGS, transfer_rounds=(2,)))
+    other = RunStore(tmp_path / "other")
+    n = len(starts)
+    rows = TransferChain(only, "books", "electronics", 0, "masks_reset").run(other)
+    assert len(starts) == n + 3 + 1                               # source chain, then round 2 only
+    assert [r["round"] for r in rows] == [2]
+    assert _without_time(rows) == _without_time(every[1:])
+    with pytest.raises(ValueError, match="transfer_rounds"):
+        experiment.resolve(replace(SETTINGS, transfer_rounds=(0,)))
 
 
 def test_invalid_settings_give_clear_errors(mirror, tmp_path):

@@ -15,7 +15,8 @@ from lottery.data.errors import (DataError, DataFormatError, DataSettingsError,
 from lottery.data.readers import (READERS, DataWarning, ReadReport, Review, read_reviews,
                                   star_to_label)
 from lottery.data.registry import (DATASETS, FDU_MTL_DOMAINS, DatasetSpec, get_dataset,
-                                   paper_name, register_dataset, resolve_domain)
+                                   paper_name, register_dataset, resolve_domain,
+                                   use_display_names)
 from lottery.data.splits import (SPLITS, DomainSplits, iter_domain_reviews, load_splits,
                                  review_lengths, split_summary)
 
@@ -26,5 +27,6 @@ __all__ = [
     "DomainSplits", "NotEnoughReviewsError", "ReadReport", "Review", "UnknownDomainError",
     "data_root", "ensure_files", "get_dataset", "iter_domain_reviews", "load_splits",
     "paper_name", "read_reviews", "register_dataset", "resolve_domain", "review_lengths",
+    "use_display_names",
     "split_summary", "star_to_label",
 ]

@@ -19,6 +19,9 @@ class DataFormatError(DataError, ValueError):
         self.source, self.line, self.field, self.problem = str(source), line, field, problem
         super().__init__(f"{self.source}:{line}: field {field!r}: {problem}")
 
+    def __reduce__(self):  # picklable, so a worker process can report it to the parent
+        return (type(self), (self.source, self.line, self.field, self.problem))
+
 
 class DataUnavailableError(DataError, RuntimeError):
     """A data file could not be obtained or failed its checksum; says what to do."""

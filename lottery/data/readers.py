@@ -24,12 +24,13 @@ import csv
 import gzip
 import json
 import warnings
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Literal
 
-from lottery.data.errors import DataFormatError
+from lottery.data.errors import DataFormatError, DataUnavailableError
 
 OnError = Literal["skip", "raise"]
 _MAX_EXAMPLES = 5
@@ -391,5 +392,14 @@ def read_reviews(path: str | Path, fmt: str, on_error: OnError = "skip",
     except KeyError:
         raise ValueError(f"unknown review format {fmt!r}; choose one of {sorted(READERS)}"
                          ) from None
-    return reader(path, on_error=on_error, report=report)
+    return _whole_file(path, reader(path, on_error=on_error, report=report))
+
+
+def _whole_file(path: str | Path, reviews: Iterator[Review]) -> Iterator[Review]:
+    """Turn a truncated or corrupt file (gzip, I/O) into one error that names the file."""
+    try:
+        yield from reviews
+    except (EOFError, OSError, zlib.error) as exc:
+        raise DataUnavailableError(f"{path}: cannot be read to the end ({exc}); the file is "
+                                   f"truncated or corrupt: download or copy it again") from None
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lottery import config
-from lottery.data.errors import UnknownDomainError
+from lottery.data.errors import DataSettingsError, UnknownDomainError
 from lottery.data.readers import READERS
 
 FDU_MTL_DOMAINS: tuple[str, ...] = (
@@ -52,10 +52,23 @@ class DatasetSpec:
     url: str | None = None
     checksums: str | None = None  # resource name of the shipped sha256 file
     aliases: dict[str, str] = field(default_factory=dict)  # lower-case alias -> canonical
+    formats: dict[str, str] = field(default_factory=dict)  # per-domain format (else ``format``)
+    names: dict[str, str] = field(default_factory=dict)  # per-domain display name
+    provenance: str = ""  # where the reviews come from (the data chapter prints it)
+    licence: str = ""
 
     @property
     def domains(self) -> tuple[str, ...]:
         return tuple(self.files)
+
+    def format_of(self, domain: str) -> str:
+        return self.formats.get(domain, self.format)
+
+    def display_name(self, domain: str) -> str:
+        """The spec's name for a domain; FDU-MTL and Blitzer use the paper's names."""
+        if domain in self.names:
+            return self.names[domain]
+        return _PAPER_NAMES.get(domain, domain) if self.downloadable else domain
 
     @property
     def downloadable(self) -> bool:
@@ -65,7 +78,11 @@ class DatasetSpec:
 def _fdu_mtl() -> DatasetSpec:
     files = {d: (f"fdu-mtl/{d}.task.train", f"fdu-mtl/{d}.task.test") for d in FDU_MTL_DOMAINS}
     return DatasetSpec("fdu-mtl", "fdu-mtl", files, root="fdu-mtl", url=FDU_MTL_URL,
-                       checksums="fdu-mtl.sha256")
+                       checksums="fdu-mtl.sha256",
+                       provenance="FDU-MTL (Liu, Qiu, Huang, ACL 2017): 16 review domains, 14 of "
+                                  "them Amazon categories from Blitzer et al. (2007); ~2,000 "
+                                  "labelled, tokenised, lower-cased reviews per domain",
+                       licence="no explicit licence; distributed by its authors for research")
 
 
 def _blitzer() -> DatasetSpec:
@@ -75,6 +92,10 @@ def _blitzer() -> DatasetSpec:
                       for s in ("positive", "negative")) for d, f in folders.items()}
     return DatasetSpec("blitzer", "blitzer", files, root="blitzer-acl", url=BLITZER_URL,
                        checksums="blitzer.sha256",
+                       provenance="Multi-Domain Sentiment Dataset v2 (Blitzer, Dredze, Pereira "
+                                  "2007): 1,000 positive and 1,000 negative Amazon reviews per "
+                                  "domain with star ratings",
+                       licence="no explicit licence; distributed by its authors for research",
                        aliases={"kitchen_&_housewares": "kitchen_housewares"})
 
 
@@ -83,34 +104,83 @@ DATASETS: dict[str, DatasetSpec] = {"fdu-mtl": _fdu_mtl(), "blitzer": _blitzer()
 
 
 def register_dataset(name: str, format: str, files: dict[str, list[str | Path]],
-                     aliases: dict[str, str] | None = None) -> DatasetSpec:
+                     aliases: dict[str, str] | None = None, formats: dict[str, str] | None = None,
+                     names: dict[str, str] | None = None, provenance: str = "",
+                     licence: str = "") -> DatasetSpec:
     """Register the user's own files (any format in ``READERS``) under ``name``.
 
     Paths are used as given (no download, no checksum). Domain names are free; the
     paper names (Books, Movies, ...) resolve to them when they match the FDU-MTL names.
+    ``formats`` overrides ``format`` per domain; ``names`` gives display names.
     """
-    if format not in READERS:
-        raise ValueError(f"unknown review format {format!r}; choose one of {sorted(READERS)}")
+    for where, fmt in [("format", format)] + [(f"domains.{d}.format", f)
+                                              for d, f in (formats or {}).items()]:
+        if fmt not in READERS:
+            raise DataSettingsError(f"dataset {name!r}: {where}: unknown review format {fmt!r}; "
+                                    f"choose one of {sorted(READERS)}")
     if not files:
-        raise ValueError("files must map at least one domain to a list of paths")
+        raise DataSettingsError(f"dataset {name!r}: 'domains' must map at least one domain to "
+                                f"a list of files")
+    for d, paths in files.items():
+        if isinstance(paths, (str, Path)) or not paths:
+            raise DataSettingsError(f"dataset {name!r}: domains.{d}: expected a non-empty list "
+                                    f"of file paths, got {paths!r}")
     spec = DatasetSpec(name, format,
                        {d: tuple(str(Path(p).expanduser()) for p in paths)
                         for d, paths in files.items()},
-                       aliases={k.lower(): v for k, v in (aliases or {}).items()})
+                       aliases={k.lower(): v for k, v in (aliases or {}).items()},
+                       formats=dict(formats or {}), names=dict(names or {}),
+                       provenance=provenance, licence=licence)
     DATASETS[name] = spec
     return spec
+
+
+#: The JSON dataset spec (README "Your own reviews"): top-level ``format`` (the default
+#: for every domain), ``domains`` mapping a name to a list of files or to
+#: ``{"files": [...], "format": ..., "name": ...}``, optional ``aliases``, ``provenance``
+#: and ``licence``. Relative paths are relative to the JSON file.
+SPEC_KEYS = ("format", "domains", "aliases", "provenance", "licence")
+DOMAIN_KEYS = ("files", "format", "name")
 
 
 def _spec_from_json(path: Path) -> DatasetSpec:
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-        fmt, domains = raw["format"], raw["domains"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{path}: a dataset spec needs JSON "
-                         f'{{"format": ..., "domains": {{name: [files]}}}} ({exc})') from None
-    files = {d: [p if Path(p).is_absolute() else str(path.parent / p) for p in ps]
-             for d, ps in domains.items()}
-    return register_dataset(str(path), fmt, files, raw.get("aliases"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataSettingsError(f"{path}: cannot read the dataset spec ({exc})") from None
+    except ValueError as exc:
+        raise DataSettingsError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("domains"), dict):
+        raise DataSettingsError(f'{path}: a dataset spec is a JSON object with "domains": '
+                                f'{{name: [files]}} (see the README, "Your own reviews")')
+    unknown = [k for k in raw if k not in SPEC_KEYS]
+    if unknown:
+        raise DataSettingsError(f"{path}: unknown key {unknown[0]!r}; a spec has {list(SPEC_KEYS)}")
+    files, formats, names = {}, {}, {}
+    for d, entry in raw["domains"].items():
+        if isinstance(entry, dict):
+            bad = [k for k in entry if k not in DOMAIN_KEYS]
+            if bad:
+                raise DataSettingsError(f"{path}: domains.{d}: unknown key {bad[0]!r}; a domain "
+                                        f"has {list(DOMAIN_KEYS)}")
+            if "format" in entry:
+                formats[d] = entry["format"]
+            if "name" in entry:
+                names[d] = str(entry["name"])
+            entry = entry.get("files")
+        if isinstance(entry, str) or not isinstance(entry, list) or not entry:
+            raise DataSettingsError(f"{path}: domains.{d}: expected a non-empty list of files, "
+                                    f"got {entry!r}")
+        files[d] = [p if Path(p).is_absolute() else str(path.parent / p) for p in entry]
+    fmt = raw.get("format")
+    if fmt is None:
+        if len(formats) != len(files):
+            missing = [d for d in files if d not in formats][0]
+            raise DataSettingsError(f"{path}: no format for domain {missing!r}: give a top-level "
+                                    f'"format" or one per domain (one of {sorted(READERS)})')
+        fmt = next(iter(formats.values()))
+    return register_dataset(str(path), fmt, files, raw.get("aliases"), formats, names,
+                            str(raw.get("provenance", "")), str(raw.get("licence", "")))
 
 
 def get_dataset(name: str) -> DatasetSpec:
@@ -151,5 +221,20 @@ def resolve_domain(name: str, dataset: str = "fdu-mtl") -> str:
 
 
 def paper_name(domain: str) -> str:
-    """Display name in the paper's terms ('dvd' -> 'Movies'); other domains unchanged."""
+    """Display name in the paper's terms ('dvd' -> 'Movies'); other domains unchanged.
+    For a user dataset chosen with :func:`use_display_names`, its own names."""
+    if _ACTIVE_NAMES is not None:
+        return _ACTIVE_NAMES.get(domain, domain)
     return _PAPER_NAMES.get(domain, domain)
+
+
+_ACTIVE_NAMES: dict[str, str] | None = None
+
+
+def use_display_names(dataset: str) -> None:
+    """Display domains the way ``dataset`` names them (the paper's names for FDU-MTL and
+    Blitzer; a user spec's own ``name`` fields, else the domain itself). Chapters and
+    commands call this once for the dataset they show."""
+    global _ACTIVE_NAMES
+    spec = get_dataset(dataset)
+    _ACTIVE_NAMES = None if spec.downloadable else {d: spec.display_name(d) for d in spec.domains}

@@ -31,6 +31,7 @@ import pandas as pd
 from lottery import config
 from lottery.data.download import MIRROR_ENV, ensure_files
 from lottery.data.errors import DataSettingsError, NotEnoughReviewsError
+from lottery.data.fingerprint import data_fingerprint
 from lottery.data.readers import OnError, ReadReport, Review, read_reviews
 from lottery.data.registry import get_dataset, resolve_domain
 
@@ -142,7 +143,8 @@ def iter_domain_reviews(dataset: str, domain: str, on_error: OnError = "skip",
     spec = get_dataset(dataset)
     canonical = resolve_domain(domain, dataset)
     paths = ensure_files(spec, spec.files[canonical])
-    return chain.from_iterable(read_reviews(p, spec.format, on_error, report) for p in paths)
+    fmt = spec.format_of(canonical)
+    return chain.from_iterable(read_reviews(p, fmt, on_error, report) for p in paths)
 
 
 def load_splits(data: config.DataSettings, domain: str) -> DomainSplits:
@@ -155,15 +157,18 @@ def load_splits(data: config.DataSettings, domain: str) -> DomainSplits:
     canonical = resolve_domain(domain, data.dataset)
     spec = get_dataset(data.dataset)
     files = tuple(spec.files[canonical])
-    return _load_splits_cached(data, canonical, spec.format, files,
-                               os.environ.get(MIRROR_ENV, ""), str(config.cache_dir())).copy()
+    return _load_splits_cached(data, canonical, spec.format_of(canonical), files,
+                               os.environ.get(MIRROR_ENV, ""), str(config.cache_dir()),
+                               data_fingerprint(data)).copy()
 
 
 @lru_cache(maxsize=64)
 def _load_splits_cached(data: config.DataSettings, domain: str, fmt: str,
-                        files: tuple[str, ...], mirror: str, cache: str) -> DomainSplits:
-    # fmt, files, mirror and cache are part of the key only: a re-registered dataset or
-    # another mirror / cache folder must not be served from a stale entry.
+                        files: tuple[str, ...], mirror: str, cache: str,
+                        content: str | None) -> DomainSplits:
+    # fmt, files, mirror, cache and content are part of the key only: a re-registered
+    # dataset, another mirror / cache folder or a changed file must not be served from
+    # a stale entry.
     per_class = _per_class(data)
     reviews = iter_domain_reviews(data.dataset, domain)
     frames = sample_balanced(reviews, domain, per_class, data.split_seed)
