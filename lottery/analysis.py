@@ -21,6 +21,15 @@ from lottery.labels import display_name, in_domain_order, nines, pair_label, pct
 
 #: "matches FULL-MODEL": mean test accuracy at most this far (1 point) below it.
 WITHIN_PTS = 0.01
+#: A network whose test accuracy is within 1 point of 50% on the balanced test split
+#: answers (almost) one class for every review: it collapsed to chance.
+CHANCE = 0.5
+COLLAPSE_PTS = 0.01
+
+
+def collapsed(df: pd.DataFrame) -> pd.Series:
+    """True for networks whose test accuracy is within :data:`COLLAPSE_PTS` of chance."""
+    return (df["test_acc"] - CHANCE).abs() <= COLLAPSE_PTS + 1e-12
 
 
 @dataclass(frozen=True)
@@ -71,9 +80,11 @@ def _pair_rows(df: pd.DataFrame, source: str, target: str) -> pd.DataFrame:
 
 
 def summarise(df: pd.DataFrame, group: Sequence[str], value: str = "test_acc") -> pd.DataFrame:
-    """Mean, std (ddof=1; 0 for one seed), band (mean ± std) and count over seeds."""
-    g = df.groupby(list(group), sort=False)
+    """Mean, std (ddof=1; 0 for one seed), band (mean ± std), count over seeds, and how
+    many of those networks collapsed to chance (``at_chance``)."""
+    g = df.assign(_chance=collapsed(df) if value == "test_acc" else False).groupby(list(group), sort=False)
     out = g[value].agg(mean="mean", std="std", n="count").reset_index()
+    out["at_chance"] = g["_chance"].sum().values
     out["std"] = out["std"].fillna(0.0)
     out["sparsity"] = g["sparsity"].mean().values
     out["lo"] = out["mean"] - out["std"]
@@ -142,9 +153,12 @@ def transfer_curves(tickets_df: pd.DataFrame, transfer_df: pd.DataFrame,
 
 def accuracy_table(curves: pd.DataFrame, facet: str, strategies: Sequence[str],
                    digits: int = 3, facet_title: str | None = None) -> pd.DataFrame:
-    """Wide table ``mean ± std`` per (facet, round) and strategy, as the book prints it."""
+    """Wide table ``mean ± std`` per (facet, round) and strategy, as the book prints it;
+    networks that collapsed to chance are counted in the cell ("2 at chance")."""
     c = curves[curves["strategy"].isin(strategies)].copy()
-    c["cell"] = [f"{m:.{digits}f} ± {s:.{digits}f}" for m, s in zip(c["mean"], c["std"])]
+    chance = c["at_chance"] if "at_chance" in c else [0] * len(c)
+    c["cell"] = [f"{m:.{digits}f} ± {s:.{digits}f}" + (f" ({int(k)} at chance)" if k else "")
+                 for m, s, k in zip(c["mean"], c["std"], chance)]
     c["sparsity"] = c["sparsity"].map(sparsity_label)
     table = c.pivot_table(index=[facet, "round", "sparsity"], columns="strategy",
                           values="cell", aggfunc="first", sort=False)

@@ -24,13 +24,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from lottery.analysis import SparsityRange
+from lottery.analysis import CHANCE, COLLAPSE_PTS, SparsityRange, collapsed  # noqa: F401 (re-exported)
 
 ALPHA = 0.05
-#: A network whose test accuracy is within 1 point of 50% on the balanced test split
-#: answers (almost) one class for every review: it collapsed to chance.
-CHANCE = 0.5
-COLLAPSE_PTS = 0.01
 #: "Similar" (the paper's RESET ≈ RANDOM): the whole interval within ±2 points.
 EQUIVALENCE_PTS = 0.02
 
@@ -150,11 +146,6 @@ def group_intervals(per_seed: pd.DataFrame, group: str, family: int | None = Non
 
 
 # ---------------------------------------------------------------------------- collapses
-def collapsed(df: pd.DataFrame) -> pd.Series:
-    """True for networks whose test accuracy is within :data:`COLLAPSE_PTS` of chance."""
-    return (df["test_acc"] - CHANCE).abs() <= COLLAPSE_PTS + 1e-12
-
-
 def collapse_table(df: pd.DataFrame, by: Sequence[str] = ("strategy",)) -> pd.DataFrame:
     """Collapsed networks / trained networks per ``by`` (pruned rounds and round 0)."""
     c = df.assign(collapsed=collapsed(df))

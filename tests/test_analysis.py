@@ -51,6 +51,12 @@ def test_accuracy_table_prints_mean_pm_std():
     assert list(table.columns) == ["TICKET-RESET", "TICKET-RANDOM"]
     assert table.index.names == ["domain", "round", "sparsity"]
     assert table.loc[("Books", 1, "35%"), "TICKET-RESET"].count(" ± ") == 1
+    assert "at chance" not in table.loc[("Books", 1, "35%"), "TICKET-RESET"]
+    df = tickets_frame()
+    hit = (df["domain"] == "books") & (df["strategy"] == "TICKET-RANDOM") & (df["round"] == 2)
+    df.loc[hit & (df["seed"] < 2), "test_acc"] = 0.5          # two networks collapse
+    table = analysis.accuracy_table(analysis.ticket_curves(df), "name", ["TICKET-RANDOM"])
+    assert table.loc[("Books", 2, "58%"), "TICKET-RANDOM"].endswith("(2 at chance)")
 
 
 def test_strategy_gaps_by_named_range():

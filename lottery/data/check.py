@@ -19,10 +19,7 @@ from lottery import config
 from lottery.data.fingerprint import file_digest
 from lottery.data.readers import ReadReport, read_reviews
 from lottery.data.registry import get_dataset, resolve_domain
-from lottery.data.splits import LABEL_NAMES, _per_class, normalise
-
-#: Fewer usable reviews than this per class and split make accuracies meaningless.
-TINY_PER_CLASS = 50
+from lottery.data.splits import LABEL_NAMES, TINY_PER_CLASS, _per_class, normalise
 
 
 @dataclass

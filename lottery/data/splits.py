@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import os
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -32,10 +33,12 @@ from lottery import config
 from lottery.data.download import MIRROR_ENV, ensure_files
 from lottery.data.errors import DataSettingsError, NotEnoughReviewsError
 from lottery.data.fingerprint import data_fingerprint
-from lottery.data.readers import OnError, ReadReport, Review, read_reviews
+from lottery.data.readers import DataWarning, OnError, ReadReport, Review, read_reviews
 from lottery.data.registry import get_dataset, resolve_domain
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
+#: Fewer reviews than this per class and split make accuracies meaningless (a warning).
+TINY_PER_CLASS = 50
 LABEL_NAMES: dict[int, str] = {0: "negative", 1: "positive"}
 
 
@@ -172,6 +175,14 @@ def _load_splits_cached(data: config.DataSettings, domain: str, fmt: str,
     per_class = _per_class(data)
     reviews = iter_domain_reviews(data.dataset, domain)
     frames = sample_balanced(reviews, domain, per_class, data.split_seed)
+    if min(per_class) < TINY_PER_CLASS:
+        warnings.warn(f"{domain}: a split has {min(per_class)} reviews per class (< "
+                      f"{TINY_PER_CLASS}): its accuracies are dominated by noise", DataWarning,
+                      stacklevel=3)
+    replaced = sum(t.count("\ufffd") for f in frames.values() for t in f["text"])
+    if replaced:
+        warnings.warn(f"{domain}: {replaced} bytes that are not valid UTF-8 were replaced by "
+                      f"U+FFFD in the sampled reviews", DataWarning, stacklevel=3)
     return DomainSplits(domain, frames["train"], frames["val"], frames["test"])
 
 
