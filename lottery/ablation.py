@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from lottery import claims, experiment, inference
+from lottery import claims, experiment
 from lottery.config import ExperimentSettings
 
 BASE = "course profile"
@@ -155,11 +155,6 @@ def ablation_table(results: pd.DataFrame) -> pd.DataFrame:
         if key != BASE and not changed:
             rows[-1]["verdicts changed"] = "none"
     return pd.DataFrame(rows).set_index("variant")
-
-
-def collapse_share(results: pd.DataFrame) -> pd.Series:
-    """Share of collapsed networks per variant (for the prose)."""
-    return results.assign(c=inference.collapsed(results)).groupby("variant", sort=False)["c"].mean()
 
 
 def departure_table() -> pd.DataFrame:

@@ -58,7 +58,7 @@ def add_divergence(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_divergence(args: argparse.Namespace) -> int:
-    from lottery import data, divergence
+    from lottery import data
 
     settings = _profile_settings(args)
     data.use_display_names(settings.data.dataset)
@@ -337,60 +337,6 @@ def _run_claims(args: argparse.Namespace) -> int:
 
 
 @command
-def add_datasets(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("datasets", help="list the built-in datasets and the review formats a "
-                                        "dataset spec can use")
-    p.set_defaults(run=_run_datasets)
-
-
-def _run_datasets(args: argparse.Namespace) -> int:
-    from lottery.data import DATASETS, READERS
-
-    print("datasets (use with --set data.dataset=NAME, or give the path of a JSON spec):")
-    for name, spec in DATASETS.items():
-        if name.endswith(".json"):
-            continue
-        print(f"  {name}: format {spec.format!r}, {len(spec.domains)} domains: "
-              f"{', '.join(spec.domains)}\n    {spec.provenance}; licence: {spec.licence}")
-    print("\nformats (a spec's \"format\", or per domain):")
-    for name, reader in READERS.items():
-        doc = (reader.__doc__ or "").strip().split("\n\n")[0]
-        print(f"  {name}: {' '.join(doc.split())}")
-    return 0
-
-
-@command
-def add_data(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("data", help="data commands: 'check SPEC' validates a dataset")
-    dsub = p.add_subparsers(dest="data_command", required=True)
-    c = dsub.add_parser("check", help="read a dataset spec (or dataset name) and print, per "
-                                      "domain and class, what is kept and dropped and why "
-                                      "(no training)")
-    c.add_argument("spec", help="path of a JSON dataset spec, or a dataset name")
-    _add_profile_args(c)
-    c.set_defaults(run=_run_data_check)
-
-
-def _run_data_check(args: argparse.Namespace) -> int:
-    from lottery.data.check import check_dataset
-
-    args.set = [f"data.dataset={json.dumps(args.spec)}"] + list(args.set or [])
-    settings = _profile_settings(args)
-
-    def go():
-        read, classes, problems = check_dataset(settings.data)
-        print(read.to_string(), classes.to_string(), sep="\n\n")
-        errors = [p for p in problems if not p.startswith(("warning", ))
-                  and ": malformed: " not in p]
-        for p in dict.fromkeys(problems):
-            print(p, file=sys.stderr)
-        print(f"\n{len(settings.data.domains)} domains checked: "
-              + ("ready to train" if not errors else f"{len(errors)} problem(s) to fix"))
-        return 2 if errors else 0
-    return _engine_errors(go)
-
-
-@command
 def add_profile(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("profile", help="print a profile's fully resolved settings (with --set applied)")
     p.add_argument("name", choices=sorted(config.PROFILES), help="profile")
@@ -417,6 +363,8 @@ def _run_profile(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import lottery.cli_data  # noqa: F401  (registers `datasets` and `data check`)
+
     parser = argparse.ArgumentParser(prog="lottery", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for add in COMMANDS:

@@ -24,7 +24,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from lottery.analysis import CHANCE, COLLAPSE_PTS, SparsityRange, collapsed  # noqa: F401 (re-exported)
+# CHANCE, COLLAPSE_PTS and collapsed live in analysis (its tables count collapses too);
+# they are re-exported here for the chapters.
+from lottery.analysis import CHANCE, COLLAPSE_PTS, EXTREME, SparsityRange, collapsed  # noqa: F401
 
 ALPHA = 0.05
 #: "Similar" (the paper's RESET ≈ RANDOM): the whole interval within ±2 points.
@@ -126,23 +128,10 @@ def gap_change(df: pd.DataFrame, a: str, b: str, group: str = "domain",
                high: SparsityRange | None = None) -> pd.DataFrame:
     """The phase transition as a number per (group, seed): (a − b above 96%) minus
     (a − b at or below 96%). Positive: the gap opens up past the transition."""
-    from lottery.analysis import EXTREME
     hi = seed_contrast(df, a, b, group, high or EXTREME)
     lo = seed_contrast(df, a, b, group, low)
     m = hi.merge(lo, on=[group, "seed"], suffixes=("_high", "_low"))
     return m.assign(diff=m["diff_high"] - m["diff_low"])[[group, "seed", "diff", "diff_high", "diff_low"]]
-
-
-def group_intervals(per_seed: pd.DataFrame, group: str, family: int | None = None) -> pd.DataFrame:
-    """One Bonferroni interval per group (family = number of groups unless given)."""
-    groups = list(dict.fromkeys(per_seed[group]))
-    level = level_for(family or len(groups))
-    rows = []
-    for g in groups:
-        iv = t_interval(per_seed[per_seed[group] == g]["diff"], level)
-        rows.append({group: g, "seeds": iv.n, "mean": iv.mean, "low": iv.low, "high": iv.high,
-                     "level": level, "p": iv.p_value, "interval": iv.text()})
-    return pd.DataFrame(rows, columns=[group, "seeds", "mean", "low", "high", "level", "p", "interval"])
 
 
 # ---------------------------------------------------------------------------- collapses

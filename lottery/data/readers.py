@@ -1,17 +1,12 @@
 """Streaming readers for the review formats the paper's data comes in.
 
-Every reader is a generator over :class:`Review` records, reading one line (or one
-block) at a time: the paper-scale files are several GB, so nothing here loads a whole
-file. Plain and gzip files are both accepted; gzip is detected by its magic bytes, so
-a ``.gz`` suffix is not required (nor trusted).
+Every reader is a generator over :class:`Review` records, one line (or block) at a time:
+paper-scale files are several GB. Gzip is detected by its magic bytes, not the suffix.
 
-Bad input is handled by an explicit policy, ``on_error``:
-
-- ``"raise"``: the first malformed record raises :class:`DataFormatError`, whose message
-  names the file, the line and the field;
-- ``"skip"``: malformed records are skipped and counted in a :class:`ReadReport`
-  (pass your own to inspect it); when a file had skips, one ``DataWarning`` with the
-  counts and the first few problems is issued after the file has been read.
+Bad input follows ``on_error``: ``"raise"`` raises :class:`DataFormatError` (file, line,
+field) at the first malformed record; ``"skip"`` skips and counts them in a
+:class:`ReadReport` and issues one ``DataWarning`` per file with the first few problems.
+A truncated or corrupt file raises :class:`DataUnavailableError` naming it.
 
 Records that are *valid but unusable* are always skipped and counted, under either
 policy: neutral 3-star ratings (the paper discards them) and reviews without text
