@@ -85,6 +85,9 @@ def summarise(df: pd.DataFrame, group: Sequence[str], value: str = "test_acc") -
     g = df.assign(_chance=collapsed(df) if value == "test_acc" else False).groupby(list(group), sort=False)
     out = g[value].agg(mean="mean", std="std", n="count").reset_index()
     out["at_chance"] = g["_chance"].sum().values
+    if "seed" in df:   # per-seed values, for charts that draw one line per seed
+        out["seed_ids"] = g["seed"].agg(list).values
+        out["seed_values"] = g[value].agg(list).values
     out["std"] = out["std"].fillna(0.0)
     out["sparsity"] = g["sparsity"].mean().values
     out["lo"] = out["mean"] - out["std"]
@@ -152,12 +155,13 @@ def transfer_curves(tickets_df: pd.DataFrame, transfer_df: pd.DataFrame,
 
 
 def accuracy_table(curves: pd.DataFrame, facet: str, strategies: Sequence[str],
-                   digits: int = 3, facet_title: str | None = None) -> pd.DataFrame:
-    """Wide table ``mean ± std`` per (facet, round) and strategy, as the book prints it;
-    networks that collapsed to chance are counted in the cell ("2 at chance")."""
+                   digits: int = 1, facet_title: str | None = None) -> pd.DataFrame:
+    """Wide table ``mean ± std`` in % (the std in points) per (facet, round) and
+    strategy, as the book prints it — the unit of the charts; networks that collapsed
+    to chance are counted in the cell ("2 at chance")."""
     c = curves[curves["strategy"].isin(strategies)].copy()
     chance = c["at_chance"] if "at_chance" in c else [0] * len(c)
-    c["cell"] = [f"{m:.{digits}f} ± {s:.{digits}f}" + (f" ({int(k)} at chance)" if k else "")
+    c["cell"] = [f"{100 * m:.{digits}f} ± {100 * s:.{digits}f}" + (f" ({int(k)} at chance)" if k else "")
                  for m, s, k in zip(c["mean"], c["std"], chance)]
     c["sparsity"] = c["sparsity"].map(sparsity_label)
     table = c.pivot_table(index=[facet, "round", "sparsity"], columns="strategy",

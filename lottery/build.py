@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from lottery import config
+from lottery import config, pages
 from lottery.chapters import (CHAPTERS, EXECUTION_ORDER, EXECUTION_WAVES, ChapterSource, chapter,
                               check_parameters, read_chapter)
 
@@ -56,10 +56,9 @@ def find_project(start: Path | str | None = None) -> Path:
     Raises :class:`ProjectNotFoundError` naming what it looked for and where.
     """
     here = Path(Path.cwd() if start is None else start).expanduser().resolve()
-    for folder in (here, *here.parents):
-        if ((folder / CONFIG_FILE).is_file() and (folder / TOC_FILE).is_file()
-                and (folder / NOTEBOOKS_DIR).is_dir()):
-            return folder
+    found = config.project_root(here)
+    if found is not None:
+        return found
     raise ProjectNotFoundError(
         f"no lottery-book project at or above {here}: looked for a folder holding "
         f"{CONFIG_FILE}, {TOC_FILE} and {NOTEBOOKS_DIR}/; run inside the project or "
@@ -198,10 +197,27 @@ def execute_chapter(
         output = root / EXECUTED_SUBDIR / f"{source.name}.ipynb"
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
+    pages.write_parameters(output.parent, source.name, profile, parameters or {})
+    if "package_source" in source.parameters and "package_source" not in params:
+        params.update({"package_source": package_source(project)} if package_source(project) else {})
     start = time.perf_counter()
     _papermill(source, output, params)
     log(f"  {source.name:<11} {time.perf_counter() - start:6.1f} s  -> {output}")
     return output
+
+
+def refresh_intro(chapters_dir: Path, project: Path | None = None, log: Log = print) -> bool:
+    """After one chapter was re-executed inside a built book, re-execute the intro (it
+    only loads results) so that its list of pages and settings is current. Returns
+    whether it ran."""
+    intro = chapters_dir / "intro.ipynb"
+    if not intro.exists():
+        return False
+    given = pages.parameters_of("intro", chapters_dir) or {"profile": "course", "parameters": {}}
+    log("re-executing the intro, which lists every page's settings:")
+    execute_chapter("intro", given["profile"], given["parameters"], output=intro,
+                    project=project, log=log)
+    return True
 
 
 def plan(sources: Sequence[ChapterSource], profile: str,
@@ -238,11 +254,55 @@ def _copy_book_sources(src: Path, dst: Path) -> None:
             shutil.copy2(item, target)
 
 
+def repository_url(project: Path | None = None) -> str:
+    """``repository.url`` of the project's ``_config.yml`` ("" when unset)."""
+    import yaml
+
+    try:
+        cfg = yaml.safe_load((find_project(project) / CONFIG_FILE).read_text()) or {}
+    except ProjectNotFoundError:
+        return ""
+    return str((cfg.get("repository") or {}).get("url") or "").strip().rstrip("/")
+
+
+def package_source(project: Path | None = None) -> str:
+    """What a chapter's set-up cell pip-installs outside the project ("" = no repository)."""
+    url = repository_url(project)
+    return f"git+{url}" if url else ""
+
+
+#: Where the launch buttons find the executed notebooks: the workflow in
+#: .github/workflows publishes the HTML (with ``_sources/chapters/*.ipynb``) to this branch.
+PAGES_BRANCH = "gh-pages"
+
+
+def book_config(project: Path, root: Path) -> Path:
+    """The ``_config.yml`` jupyter-book gets: the project's, plus, when ``repository.url``
+    is set, the header's repository link and Binder / Colab launch buttons that open the
+    executed notebooks published on the pages branch. Without a URL it is used as is."""
+    import yaml
+
+    source = project / CONFIG_FILE
+    cfg = yaml.safe_load(source.read_text()) or {}
+    url = repository_url(project)
+    if not url:
+        return source
+    cfg["repository"] = {"url": url, "branch": PAGES_BRANCH, "path_to_book": "_sources"}
+    cfg.setdefault("html", {})["use_repository_button"] = True
+    cfg["launch_buttons"] = {**(cfg.get("launch_buttons") or {}), "notebook_interface": "classic",
+                             "binderhub_url": "https://mybinder.org",
+                             "colab_url": "https://colab.research.google.com"}
+    out = root / "_config.generated.yml"
+    out.write_text("# written by lottery.build.book_config from ../_config.yml; do not edit\n"
+                   + yaml.safe_dump(cfg, sort_keys=False))
+    return out
+
+
 def _jupyter_book(project: Path, root: Path) -> None:
     cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()",
            "build", "--all", "-W", "-n", "--keep-going", str(root),
            "--path-output", str(root),  # else _build lands next to _config.yml
-           "--config", str(project / CONFIG_FILE), "--toc", str(project / TOC_FILE)]
+           "--config", str(book_config(project, root)), "--toc", str(project / TOC_FILE)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError("jupyter-book build failed:\n" + proc.stdout[-6000:]
@@ -299,6 +359,7 @@ def build_book(
     timings_path = root / EXECUTED_SUBDIR / TIMINGS_FILE
     timings: dict[str, float] = {}
     if execute:
+        pages.clear(root / EXECUTED_SUBDIR, [s.name for s, _ in todo])
         log("executing chapters (papermill; chapters of one wave side by side):")
         for wave in EXECUTION_WAVES:
             jobs = [(s, p) for s, p in todo if s.name in wave]

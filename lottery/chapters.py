@@ -54,6 +54,11 @@ EXECUTION_ORDER: tuple[str, ...] = tuple(n for wave in EXECUTION_WAVES for n in 
 #: Parameters that only one chapter takes (checked by that chapter's library code).
 CHAPTER_PARAMETERS: tuple[str, ...] = ("variants",)
 
+#: Parameters every chapter takes that are not settings: what the set-up cell installs
+#: outside the project (the build passes it from ``_config.yml``'s ``repository.url``),
+#: and the Dask cluster to train on (``--dask``).
+SETUP_PARAMETERS: tuple[str, ...] = ("package_source", "dask")
+
 #: Parameters that :func:`chapter_settings` takes (besides ``profile``).
 SETTINGS_PARAMETERS: tuple[str, ...] = (
     "domains", "seeds", "pairs", "rounds", "p", "max_epochs", "n_train", "dataset", "overrides",

@@ -101,6 +101,8 @@ def _chapter_params(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
             raise ValueError(f"parameter 'overrides' must be a dict of dotted settings, "
                              f"got {given!r}")
         params["overrides"] = {**given, **settings}
+    if getattr(args, "dask", None):
+        params["dask"] = args.dask
     return params.pop("profile", args.profile), params
 
 
@@ -115,6 +117,12 @@ def _add_chapter_args(p: argparse.ArgumentParser) -> None:
                         "the 'overrides' parameter), e.g. --set train.lr=0.001 (repeatable)")
     p.add_argument("--project", metavar="DIR",
                    help="the lottery-book project (default: found from the working directory)")
+    _add_dask_arg(p)
+
+
+def _add_dask_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dask", metavar="ADDRESS", help="train on Dask: local[:N], tcp://HOST:PORT or "
+                   "slurm:FILE.yml; the run store must be a folder every worker sees")
 
 
 def _usage_error(command: str, exc: Exception) -> int:
@@ -127,7 +135,7 @@ def _usage_error(command: str, exc: Exception) -> int:
 def add_chapter(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("chapter", help="execute one book chapter with parameters (papermill)")
     p.add_argument("name", nargs="?", help="chapter: intro, data, divergence, tickets, "
-                                           "transfer, phase, verdict")
+                                           "transfer, phase, ablation, verdict")
     _add_chapter_args(p)
     p.add_argument("--output", "-o", help="executed notebook (default: "
                                           "book/chapters/NAME.ipynb in the project)")
@@ -149,8 +157,11 @@ def _run_chapter(args: argparse.Namespace) -> int:
         if not args.name:
             raise ValueError("give a chapter name (or --list)")
         profile, params = _chapter_params(args)
-        build.execute_chapter(args.name, profile, params, output=args.output,
-                              project=args.project)
+        out = build.execute_chapter(args.name, profile, params, output=args.output,
+                                    project=args.project)
+        if args.output is None and chapters.chapter(args.name).name != "intro":
+            build.refresh_intro(out.parent, args.project)
+            print("lottery chapter: rebuild the HTML with `lottery book --no-execute`")
     except (ValueError, build.ProjectNotFoundError) as exc:
         return _usage_error("chapter", exc)
     except build.ChapterError as exc:
@@ -197,11 +208,11 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs", help="run store folder (default: <cache>/runs)")
     p.add_argument("--csv", help="also write the results table to this CSV file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_dask_arg(p)
 
 
 def _finish_run(args: argparse.Namespace, df, store) -> int:
     from lottery.procedures import summarize
-
     from lottery.runner import LAST_RUN
 
     print(f"\nresults: {len(df)} rows (one per network and curve; round 0 appears under every "
@@ -249,13 +260,14 @@ def add_tickets(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_tickets(args: argparse.Namespace) -> int:
-    from lottery.runner import run_tickets
+    from lottery.runner import run_tickets, use_dask
     from lottery.store import RunStore
 
     settings = _profile_settings(args)
     store = RunStore(args.runs)
 
     def go():
+        use_dask(args.dask)
         df = run_tickets(settings, args.domains, args.seeds, args.strategies, not args.quiet,
                          args.workers, store)
         return _finish_run(args, df, store)
@@ -275,7 +287,7 @@ def add_transfer(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_transfer(args: argparse.Namespace) -> int:
-    from lottery.runner import run_transfer
+    from lottery.runner import run_transfer, use_dask
     from lottery.store import RunStore
 
     settings = _profile_settings(args)
@@ -291,6 +303,7 @@ def _run_transfer(args: argparse.Namespace) -> int:
             pairs.append((source, target))
 
     def go():
+        use_dask(args.dask)
         df = run_transfer(settings, pairs, args.seeds, args.strategies, not args.quiet, args.workers, store)
         return _finish_run(args, df, store)
     return _engine_errors(go)
@@ -336,34 +349,9 @@ def _run_claims(args: argparse.Namespace) -> int:
     return _engine_errors(go)
 
 
-@command
-def add_profile(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("profile", help="print a profile's fully resolved settings (with --set applied)")
-    p.add_argument("name", choices=sorted(config.PROFILES), help="profile")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one setting (repeatable)")
-    p.add_argument("--json", action="store_true", help="print JSON (default: one KEY = VALUE per line)")
-    p.set_defaults(run=_run_profile)
-
-
-def _run_profile(args: argparse.Namespace) -> int:
-    args.profile = args.name
-    settings = config.to_dict(_profile_settings(args))
-    if args.json:
-        print(json.dumps(settings, indent=2))
-        return 0
-
-    def flat(prefix: str, obj: Any) -> None:
-        if isinstance(obj, dict):
-            for k, v in obj.items():
-                flat(f"{prefix}{k}.", v)
-        else:
-            print(f"{prefix[:-1]} = {json.dumps(obj)}")
-    flat("", settings)
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     import lottery.cli_data  # noqa: F401  (registers `datasets` and `data check`)
+    import lottery.cli_plan  # noqa: F401  (registers `plan` and `profile`)
 
     parser = argparse.ArgumentParser(prog="lottery", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)

@@ -24,7 +24,7 @@ from typing import Iterable, Sequence
 import altair as alt
 import pandas as pd
 
-from lottery.labels import nines
+from lottery.labels import display_name, nines
 
 VEGA_BUNDLE_NAME = "vega-bundle.js"
 RENDERER_NAME = "lottery-offline"
@@ -84,9 +84,46 @@ def render_offline(spec: dict, **_: object) -> dict[str, object]:
         f"{VEGA_BUNDLE_NAME} (vegaEmbed) is not loaded on this page.</p>';\n"
         "    return;\n"
         "  }\n"
-        '  vegaEmbed(el, spec, {"renderer": "svg", "actions": false}).catch(function (err) {\n'
-        "    el.innerHTML = '<pre class=\"lottery-chart-error\">Error rendering chart: ' + err + '</pre>';\n"
-        "  });\n"
+        # Fit the page: a faceted chart gets as many columns as the width allows (at
+        # least ~250 px per panel), a single one shrinks to it; text keeps its size.
+        "  var w = Math.max(300, el.getBoundingClientRect().width || 720);\n"
+        "  if (spec.facet && spec.columns && spec.spec) {\n"
+        "    var cols = Math.max(1, Math.min(spec.columns, Math.floor(w / 250)));\n"
+        "    spec.columns = cols;\n"
+        "    spec.spec.width = Math.floor((w - 30) / cols) - 80;\n"
+        "  } else if (typeof spec.width === 'number' && spec.width > w - 90) {\n"
+        "    spec.width = w - 90;\n"
+        "  }\n"
+        "  if (w < 600 && spec.config && spec.config.legend) { spec.config.legend.columns = 2; }\n"
+        # A title longer than the width breaks into lines (about 8 px per character).
+        "  function wrap(t, n) {\n"
+        "    if (typeof t !== 'string' || t.length <= n) return t;\n"
+        "    var lines = [''];\n"
+        "    t.split(' ').forEach(function (word) {\n"
+        "      var last = lines[lines.length - 1];\n"
+        "      if (last && (last + ' ' + word).length > n) lines.push(word);\n"
+        "      else lines[lines.length - 1] = last ? last + ' ' + word : word;\n"
+        "    });\n"
+        "    return lines;\n"
+        "  }\n"
+        "  var chars = Math.floor((w - 20) / 8);\n"
+        "  if (spec.title && spec.title.text) spec.title.text = wrap(spec.title.text, chars);\n"
+        "  else spec.title = wrap(spec.title, chars);\n"
+        # Axis labels and legends take room the estimate above cannot know: if the
+        # drawing is still wider than the page, it is redrawn once, narrower by that much.
+        "  function draw(first) {\n"
+        '    vegaEmbed(el, spec, {"renderer": "svg", "actions": false}).then(function (res) {\n'
+        "      var svg = el.querySelector('svg');\n"
+        "      var over = svg ? Math.ceil(svg.getBoundingClientRect().width - w) : 0;\n"
+        "      if (!first || over <= 0) return;\n"
+        "      if (spec.spec) { spec.spec.width -= Math.ceil(over / (spec.columns || 1)) + 4; }\n"
+        "      else if (typeof spec.width === 'number') { spec.width -= over + 4; } else return;\n"
+        "      res.finalize(); draw(false);\n"
+        "    }).catch(function (err) {\n"
+        "      el.innerHTML = '<pre class=\"lottery-chart-error\">Error rendering chart: ' + err + '</pre>';\n"
+        "    });\n"
+        "  }\n"
+        "  draw(true);\n"
         "})();\n"
         "</script>"
     )
@@ -162,9 +199,29 @@ def _tooltip(facet: str, facet_title: str, series: str,
               for field, title, *fmt in values)]
 
 
+#: Chart text size (px). Charts are drawn at their real size (never scaled down), so
+#: this is what a reader sees, at desktop and phone widths alike.
+FONT = 12
+
+
+def _configured(chart: alt.TopLevelMixin, legend_columns: int = 4) -> alt.TopLevelMixin:
+    """One look for every chart: text ≥ 11 px, legend above the panels."""
+    return (chart.configure_axis(labelFontSize=FONT, titleFontSize=FONT + 1)
+            .configure_header(labelFontSize=FONT + 1, titleFontSize=FONT + 1)
+            .configure_title(fontSize=FONT + 2, anchor="start")
+            .configure_legend(orient="top", columns=legend_columns, labelFontSize=FONT,
+                              titleFontSize=FONT, labelLimit=220, symbolOpacity=1))
+
+
 def _faceted(chart: alt.Chart | alt.LayerChart, data: pd.DataFrame, facet: str,
              facet_title: str, columns: int, title: str, *params: object) -> alt.FacetChart:
-    """One panel per ``facet`` value (in data order) and a drop-down to show one or all."""
+    """One panel per ``facet`` value (in data order) and a drop-down to show one or all.
+
+    All panels share the y scale (so heights compare across panels); each panel draws
+    its own x axis, so no axis hangs under an empty slot of the grid. The page's
+    renderer (:func:`render_offline`) picks the number of columns and the panel width
+    from the width the page gives the chart, so that it fits down to a phone's width.
+    """
     options = list(dict.fromkeys(data[facet]))
     pick = alt.param(
         name="pick", value="all",
@@ -174,8 +231,18 @@ def _faceted(chart: alt.Chart | alt.LayerChart, data: pd.DataFrame, facet: str,
         chart.facet(facet=alt.Facet(f"{facet}:N", title=None, sort=options), columns=columns)
         .transform_filter(f"pick == 'all' || datum['{facet}'] == pick")
         .add_params(pick, *params)
+        .resolve_axis(x="independent")
         .properties(title=title)
     )
+
+
+def _chance_rule() -> alt.Chart:
+    """A grey line at 50% (chance for the balanced binary task), labelled."""
+    rule = alt.Chart().mark_rule(color="#999", strokeWidth=2, opacity=0.6).encode(y=alt.datum(50))
+    label = alt.Chart().mark_text(align="left", dx=3, dy=-7, color="#666", fontSize=FONT,
+                                  fontStyle="italic").encode(
+        x=alt.value(0), y=alt.datum(50), text=alt.value("chance"))
+    return rule + label
 
 
 def accuracy_bands(
@@ -186,77 +253,99 @@ def accuracy_bands(
     strategies: Sequence[str],
     title: str,
     columns: int = 3,
-    width: int = 150,
-    height: int = 150,
+    width: int = 220,
+    height: int = 200,
 ) -> alt.FacetChart:
-    """Mean test accuracy (line) and mean ± std over seeds (band) vs sparsity.
+    """Test accuracy (%) vs sparsity, one panel per ``facet`` value, shared y scale.
 
-    ``summary`` has one row per (``facet`` value, strategy, round) with columns
-    ``sparsity``, ``x`` (= nines(sparsity)), ``mean``, ``std``, ``lo``, ``hi``, ``n``.
-    A drop-down picks one facet value (or all), clicking a legend entry highlights a
-    strategy, and hovering shows the numbers.
+    With at most 5 seeds every seed is drawn as a thin line and the mean as a bold one
+    (bands of a few seeds hide each other); with more, the mean and a ± 1 std band.
+    ``summary`` has one row per (``facet`` value, strategy, round) with ``sparsity``,
+    ``x`` (= nines(sparsity)), ``mean``, ``std``, ``lo``, ``hi``, ``n`` and the per-seed
+    ``seed_ids`` / ``seed_values`` of :func:`lottery.analysis.summarise`. A dashed line
+    marks chance (50%). A drop-down picks one panel, a legend click highlights a
+    strategy, hovering shows the numbers.
     """
     data = summary[summary["strategy"].isin(strategies)].copy()
+    for col in ("mean", "std", "lo", "hi"):
+        data[col] = 100 * data[col]
+    per_seed = "seed_values" in data and int(data["n"].max()) <= 5
+    # One long table: the mean rows (kind "mean") and, for per-seed lines, one row per
+    # seed (kind "seed"); each layer filters its kind. (Vega-Lite's flatten transform
+    # inside a faceted layer duplicates rows, so the long form is built here.)
+    rows = data.drop(columns=["seed_ids", "seed_values"], errors="ignore").assign(kind="mean")
+    if per_seed:
+        seeds = data.explode(["seed_ids", "seed_values"])
+        seeds = (seeds.drop(columns=["seed_ids", "seed_values"])
+                 .assign(kind="seed", seed=seeds["seed_ids"].astype(int),
+                         acc=100 * seeds["seed_values"].astype(float)))
+        rows = pd.concat([rows, seeds], ignore_index=True)
     legend = alt.selection_point(fields=["strategy"], bind="legend", name="legend")
     x = sparsity_axis(data["sparsity"])
-    tooltip = _tooltip(facet, facet_title, "strategy", ("mean:Q", "mean test acc", ".3f"),
-                       ("std:Q", "std over seeds", ".3f"), ("n:Q", "seeds"))
+    y_title = "test accuracy (%)"
+    tooltip = _tooltip(facet, facet_title, "strategy", ("mean:Q", "mean test accuracy (%)", ".1f"),
+                       ("std:Q", "std over seeds (points)", ".1f"), ("n:Q", "seeds"))
     base = alt.Chart().encode(x=x, color=_strategy_colour(strategies, title="strategy"))
-    band = base.mark_area(opacity=0.18).encode(
-        y=alt.Y("lo:Q", title="test accuracy", scale=alt.Scale(zero=False)),
-        y2="hi:Q",
-        opacity=alt.condition(legend, alt.value(0.2), alt.value(0.03)),
-    )
-    line = base.mark_line(point=True).encode(
-        y=alt.Y("mean:Q", title="test accuracy", scale=alt.Scale(zero=False)),
-        strokeDash=alt.condition("datum.strategy == 'FULL-MODEL'", alt.value([5, 3]),
-                                 alt.value([1, 0])),
+    dashed = alt.condition("datum.strategy == 'FULL-MODEL'", alt.value([5, 3]), alt.value([1, 0]))
+    mean = base.transform_filter("datum.kind == 'mean'").mark_line(point=True, strokeWidth=3).encode(
+        y=alt.Y("mean:Q", title=y_title, scale=alt.Scale(zero=False)),
+        strokeDash=dashed,
         opacity=alt.condition(legend, alt.value(1.0), alt.value(0.15)),
         tooltip=tooltip,
     )
-    layered = alt.layer(band, line, data=data).properties(width=width, height=height)
-    return (
-        _faceted(layered, data, facet, facet_title, columns, title, legend)
-        .resolve_scale(y="independent")
-        .configure_legend(orient="top", columns=4, labelLimit=200, symbolOpacity=1)
-    )
+    if per_seed:
+        spread = (base.transform_filter("datum.kind == 'seed'").mark_line(strokeWidth=1)
+                  .encode(y=alt.Y("acc:Q", title=y_title), detail="seed:N", strokeDash=dashed,
+                          opacity=alt.condition(legend, alt.value(0.45), alt.value(0.05))))
+    else:
+        spread = base.transform_filter("datum.kind == 'mean'").mark_area().encode(
+            y=alt.Y("lo:Q", title=y_title), y2="hi:Q",
+            opacity=alt.condition(legend, alt.value(0.2), alt.value(0.03)))
+    layered = alt.layer(spread, mean, _chance_rule(), data=rows).properties(width=width, height=height)
+    return _configured(_faceted(layered, data, facet, facet_title, columns, title, legend))
 
 
 def difference_intervals(
     diffs: pd.DataFrame, *, facet: str, facet_title: str, title: str, columns: int = 3,
-    width: int = 150, height: int = 150,
+    width: int = 220, height: int = 200,
 ) -> alt.FacetChart:
-    """Paired difference (mean and t-interval) vs sparsity, one panel per ``facet``."""
-    x = sparsity_axis(diffs["sparsity"])
+    """Paired difference (points; mean and t-interval) vs sparsity, one panel per ``facet``."""
+    data = diffs.copy()
+    for col in ("mean_diff", "ci_low", "ci_high"):
+        data[col] = 100 * data[col]
+    if facet == "domain":
+        data["domain"] = [display_name(d) for d in data["domain"]]
+    x = sparsity_axis(data["sparsity"])
     tooltip = _tooltip(facet, facet_title, "comparison",
-                       ("mean_diff:Q", "mean difference", "+.3f"),
-                       ("ci_low:Q", "95% CI low", "+.3f"), ("ci_high:Q", "95% CI high", "+.3f"),
+                       ("mean_diff:Q", "mean difference (points)", "+.1f"),
+                       ("ci_low:Q", "interval low", "+.1f"), ("ci_high:Q", "interval high", "+.1f"),
                        ("n:Q", "paired seeds"))
     base = alt.Chart().encode(x=x, color=alt.Color("comparison:N", title="comparison"))
     band = base.mark_area(opacity=0.2).encode(
-        y=alt.Y("ci_low:Q", title="accuracy difference"), y2="ci_high:Q")
-    line = base.mark_line(point=True).encode(y="mean_diff:Q", tooltip=tooltip)
+        y=alt.Y("ci_low:Q", title="accuracy difference (points)"), y2="ci_high:Q")
+    line = base.mark_line(point=True, strokeWidth=2).encode(y="mean_diff:Q", tooltip=tooltip)
     zero = alt.Chart().mark_rule(color="black", strokeDash=[2, 2]).encode(y=alt.datum(0))
-    layered = alt.layer(band, line, zero, data=diffs).properties(width=width, height=height)
-    return (_faceted(layered, diffs, facet, facet_title, columns, title)
-            .configure_legend(orient="top", labelLimit=300))
+    layered = alt.layer(band, line, zero, data=data).properties(width=width, height=height)
+    return _configured(_faceted(layered, data, facet, facet_title, columns, title), 1)
 
 
 def spread_lines(
     spread: pd.DataFrame, *, facet: str, facet_title: str, strategies: Sequence[str],
-    title: str, columns: int = 3, width: int = 150, height: int = 150,
+    title: str, columns: int = 3, width: int = 220, height: int = 200,
 ) -> alt.FacetChart:
-    """Standard deviation of test accuracy over seeds vs sparsity, per strategy."""
-    data = spread[spread["strategy"].isin(strategies)]
-    chart = alt.Chart(data).mark_line(point=True).encode(
+    """Standard deviation of test accuracy over seeds (points) vs sparsity, per strategy."""
+    data = spread[spread["strategy"].isin(strategies)].copy()
+    data["std"] = 100 * data["std"]
+    if facet == "domain":
+        data["domain"] = [display_name(d) for d in data["domain"]]
+    chart = alt.Chart(data).mark_line(point=True, strokeWidth=2).encode(
         x=sparsity_axis(data["sparsity"]),
-        y=alt.Y("std:Q", title="std of test accuracy over seeds"),
-        color=_strategy_colour(strategies),
-        tooltip=_tooltip(facet, facet_title, "strategy", ("std:Q", "std", ".4f"),
+        y=alt.Y("std:Q", title="std over seeds (points)"),
+        color=_strategy_colour(strategies, title="strategy"),
+        tooltip=_tooltip(facet, facet_title, "strategy", ("std:Q", "std (points)", ".2f"),
                          ("n:Q", "seeds")),
     ).properties(width=width, height=height)
-    return (_faceted(chart, data, facet, facet_title, columns, title)
-            .configure_legend(orient="top", columns=4, labelLimit=200, symbolOpacity=1))
+    return _configured(_faceted(chart, data, facet, facet_title, columns, title))
 
 
 def jsd_heatmap(jsd: pd.DataFrame, title: str) -> alt.LayerChart:
@@ -277,26 +366,25 @@ def jsd_heatmap(jsd: pd.DataFrame, title: str) -> alt.LayerChart:
         color=alt.condition("datum.jsd_x1e5 > 0.6 * datum.maxjsd", alt.value("white"),
                             alt.value("black")),
     ).transform_joinaggregate(maxjsd="max(jsd_x1e5)")
-    return (cells + text).properties(width=320, height=320, title=title)
+    return _configured((cells + text).properties(width=320, height=320, title=title))
 
 
-def length_histogram(lengths: pd.DataFrame, title: str) -> alt.Chart:
-    """Review length (subword pieces or tokens) distribution per domain, clipped at a cap."""
-    options = list(dict.fromkeys(lengths["name"]))
-    pick = alt.selection_point(fields=["name"], bind="legend", name="legend")
-    return (
-        alt.Chart(lengths)
-        .mark_line(interpolate="step-after")
+def length_histogram(lengths: pd.DataFrame, title: str, columns: int = 3) -> alt.FacetChart:
+    """Review length distribution, one panel per domain (shared axes), clipped at a cap."""
+    data = lengths.copy()
+    data["pct"] = 100 * data["share"]
+    chart = (
+        alt.Chart(data)
+        .mark_area(interpolate="step-after", opacity=0.75, line=True)
         .encode(
             x=alt.X("bin_start:Q", title="review length (tokens, binned)"),
-            y=alt.Y("share:Q", title="share of reviews", axis=alt.Axis(format="%")),
-            color=alt.Color("name:N", title="domain", sort=options),
-            opacity=alt.condition(pick, alt.value(1.0), alt.value(0.15)),
+            y=alt.Y("pct:Q", title="share of reviews (%)"),
+            color=alt.Color("name:N", legend=None, sort=list(dict.fromkeys(data["name"]))),
             tooltip=[alt.Tooltip("name:N", title="domain"),
                      alt.Tooltip("bin_start:Q", title="from"),
                      alt.Tooltip("bin_end:Q", title="to (excl.)"),
-                     alt.Tooltip("share:Q", format=".1%"), alt.Tooltip("count:Q")],
+                     alt.Tooltip("pct:Q", title="share (%)", format=".1f"), alt.Tooltip("count:Q")],
         )
-        .add_params(pick)
-        .properties(width=520, height=240, title=title)
+        .properties(width=220, height=160)
     )
+    return _configured(_faceted(chart, data, "name", "domain", columns, title))

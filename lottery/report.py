@@ -24,10 +24,16 @@ from lottery.labels import display_name, pct
 
 
 # ---------------------------------------------------------------------------- notebook set-up
-def setup_notebook() -> None:
-    """What every chapter does first: offline charts, full-width table cells, and no
-    progress-bar warnings (the chapters train with ``progress=False``)."""
+def setup_notebook(dask: str | None = None) -> None:
+    """What every chapter does first: offline charts, full-width table cells, no
+    progress-bar warnings (the chapters train with ``progress=False``), and, with
+    ``dask`` (the chapter parameter, as for ``--dask``), training on that Dask cluster."""
     from lottery import plots  # altair: only the notebooks draw charts
+
+    if dask:
+        from lottery import runner  # the engine (torch)
+
+        runner.use_dask(dask)
 
     plots.use_offline_renderer()
     pd.set_option("display.max_colwidth", None)
@@ -219,8 +225,10 @@ def environment_table() -> pd.DataFrame:
     """Hardware and software that executed this notebook (computed, not typed)."""
     import torch  # heavy; only the intro asks
 
+    from lottery import plan
+
     rows = [
-        ("machine", f"{platform.machine()}, {os.cpu_count()} CPU cores"),
+        ("machine", f"{plan.cpu_model()} ({platform.machine()}), {os.cpu_count()} CPU cores"),
         ("system", f"{platform.system()} {platform.release()}"),
         ("python", platform.python_version()),
         ("torch", f"{torch.__version__} (threads: {torch.get_num_threads()}, "

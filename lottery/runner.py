@@ -25,7 +25,7 @@ from typing import Any, Sequence, Union
 import pandas as pd
 from tqdm import tqdm
 
-from lottery import experiment
+from lottery import cluster, experiment
 from lottery import strategies as strat
 from lottery.config import ExperimentSettings
 from lottery.procedures import Report, TicketChain, TransferChain, results_frame
@@ -57,6 +57,16 @@ def _drain(events: Any, show: Report) -> None:
             show(events.get_nowait())
         except queue_mod.Empty:
             return
+
+
+_DEFAULT_EXECUTOR: list[Any] = [None]
+
+
+def use_dask(address: str | None) -> None:
+    """Make every later ``run_tickets`` / ``run_transfer`` of this process without an
+    ``executor`` run on Dask (``address`` as for ``--dask``; None: back to the local
+    process pool). The chapters call it with their ``dask`` parameter."""
+    _DEFAULT_EXECUTOR[0] = cluster.connect(address) if address else None
 
 
 #: What :func:`run_jobs` did in this process (counts add up; the CLI prints them: trained
@@ -105,6 +115,8 @@ def run_jobs(jobs: Sequence[Job], store: RunStore | None = None, executor: Execu
             for job in todo:
                 rows += job.run(store, show)
             return rows
+        if executor is not None and cluster.is_dask(executor):
+            return rows + cluster.run_on_dask(executor, todo, store, bar)
         if executor is not None:
             return rows + _run_on(executor, todo, store, None, bar)
         with mp.Manager() as manager, ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
@@ -162,6 +174,7 @@ def run_tickets(settings: ExperimentSettings, domains: Sequence[str] | None = No
                 executor: Executor | None = None) -> pd.DataFrame:
     """Ticket finding for every (domain, seed): trains what is missing, loads the rest."""
     settings = experiment.resolve(settings)
+    executor = executor or _DEFAULT_EXECUTOR[0]
     selection = experiment.resolve(_select(settings, domains, seeds))
     keys = strat.check(strategies or settings.strategies, "tickets")
     n = len(selection.data.domains) * len(selection.seeds) * max(1, len(keys))
@@ -181,6 +194,7 @@ def run_transfer(settings: ExperimentSettings, pairs: Sequence[tuple[str, str]] 
     """Transfer for every (source, target) pair, seed and strategy. Source tickets are
     found first (in parallel, a no-op when the ticket chapter already ran them)."""
     settings = experiment.resolve(settings)
+    executor = executor or _DEFAULT_EXECUTOR[0]
     chosen = experiment.resolve(_select(settings, None, seeds, pairs))
     keys = strat.check(strategies, "transfer")
     sources = sorted({a for a, _ in chosen.transfer_pairs})

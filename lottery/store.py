@@ -162,6 +162,9 @@ class RunStore:
     def __init__(self, root: Path | str | None = None):
         self.root = Path(root) if root is not None else config.cache_dir() / "runs"
 
+    def path(self, procedure: str, key: dict[str, Any]) -> Path:
+        """Where a run lives (nothing is created: for plans and checks)."""
+        return self.root / f"{procedure}-{settings_hash({'procedure': procedure, **key})}"
+
     def run(self, procedure: str, key: dict[str, Any]) -> RunDir:
-        key = {"procedure": procedure, **key}
-        return RunDir(self.root / f"{procedure}-{settings_hash(key)}", key)
+        return RunDir(self.path(procedure, key), {"procedure": procedure, **key})

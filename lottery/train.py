@@ -181,6 +181,28 @@ def make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Opt
         return torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
 
 
+def masked_step(net: nn.Module, optimizer: torch.optim.Optimizer,
+                float_masks: Sequence[tuple[torch.Tensor, torch.Tensor]], tokens: torch.Tensor,
+                labels: torch.Tensor, amp: str | None = None) -> None:
+    """One training step of a pruned network: an Adam step on the cross-entropy, then
+    every pruned weight set back to exactly zero.
+
+    Zeroing the gradient alone would not keep a pruned weight at zero: Adam's moment
+    estimates and the L2 term move it anyway. Multiplying by the 0/1 mask after each
+    step does, so a pruned weight never contributes to any forward pass.
+    """
+    with autocast(tokens.device.type, amp):
+        logits = _logits(net, tokens)
+    losses = [F.cross_entropy(logits[i].float(), labels) for i in range(len(logits))]
+    loss = sum(losses[1:], losses[0])     # each model's gradient is its own
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    with torch.no_grad():
+        for p, m in float_masks:
+            p.mul_(m)
+
+
 def train_models(models: Sequence[TextCNN], masks: Sequence[Mask], train: EncodedSplit,
                  val: EncodedSplit, test: EncodedSplit, settings: TrainSettings, max_len: int,
                  seed: int, on_step: Callable[[nn.Module], None] | None = None) -> list[TrainResult]:
@@ -214,17 +236,8 @@ def train_models(models: Sequence[TextCNN], masks: Sequence[Mask], train: Encode
             net.train()
             for index in bucketed_batches(lengths, settings.batch_size, generator):
                 tokens, labels = collate(train, index, max_len, net.settings, net.pad_id)
-                labels = labels.to(device, non_blocking=True)
-                with autocast(device, amp):
-                    logits = _logits(net, tokens.to(device, non_blocking=True))
-                losses = [F.cross_entropy(logits[i].float(), labels) for i in range(k)]
-                loss = sum(losses[1:], losses[0])     # each model's gradient is its own
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                with torch.no_grad():
-                    for p, m in float_masks:
-                        p.mul_(m)
+                masked_step(net, optimizer, float_masks, tokens.to(device, non_blocking=True),
+                            labels.to(device, non_blocking=True), amp)
                 if on_step is not None:
                     on_step(net)
             accs = accuracies(net, val, max_len, settings.eval_batch_size, device, amp)

@@ -42,7 +42,7 @@ def _unused_random_prune('''
 MUTATIONS = {
  "a MASKS-RANDOM starts from θ0": [("lottery/strategies.py", 'Strategy("masks_random",   "MASKS-RANDOM",   "transfer",  "fresh", ', 'Strategy("masks_random",   "MASKS-RANDOM",   "transfer",  "theta0",')],
  "b TICKET-RANDOM reuses one draw": [("lottery/strategies.py", "manual_seed(derive_seed(seed, key, r))", "manual_seed(derive_seed(seed, key))")],
- "c mask not re-applied after a step": [("lottery/train.py", "                        p.mul_(m)", "                        pass")],
+ "c mask not re-applied after a step": [("lottery/train.py", "            p.mul_(m)", "            pass")],
  "d keep count rounded down": [("lottery/masks.py", "math.ceil((1.0 - prune_fraction) * alive - 1e-9)", "math.floor((1.0 - prune_fraction) * alive + 1e-9)")],
  "e global pruning": [("lottery/masks.py", "def magnitude_prune(", GLOBAL_PRUNE)],
  "f control with other per-layer counts": [("lottery/masks.py", "def random_prune(", GLOBAL_RANDOM)],

@@ -22,6 +22,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+import browser_probe
 from golden_tools import GOLDEN_DIR, SANITIZE_FILE
 from lottery import build, chapters
 
@@ -46,9 +47,12 @@ def _pages(root: Path) -> dict[str, Path]:
 
 
 def _chart_outputs(nb_path: Path) -> int:
+    """Charts a notebook outputs: displayed, or glued (myst-nb's prefixed mime type) for
+    a numbered figure."""
     nb = nbformat.read(str(nb_path), as_version=4)
-    return sum("lottery-chart-" in out.get("data", {}).get("text/html", "")
-               for c in nb.cells if c.cell_type == "code" for out in c.outputs)
+    return sum("lottery-chart-" in html
+               for c in nb.cells if c.cell_type == "code" for out in c.outputs
+               for key, html in out.get("data", {}).items() if key.endswith("text/html"))
 
 
 def test_smoke_book_builds_every_chapter(smoke_book):
@@ -90,9 +94,12 @@ def test_html_loads_nothing_from_the_network(smoke_book):
     assert (html_dir / "mathjax" / build.MATHJAX_FILE).exists()
 
 
-def test_nbval_goldens(smoke_book):
-    """Re-execute the golden notebooks and compare their text outputs (nbval)."""
-    goldens = sorted(str(p) for p in GOLDEN_DIR.glob("*.ipynb"))
+def test_nbval_goldens(smoke_book, tmp_path):
+    """Re-execute the golden notebooks and compare their text outputs (nbval). They run
+    from a copy, so that what the pages write beside themselves (stamps) stays there."""
+    for p in GOLDEN_DIR.glob("*.ipynb"):
+        shutil.copy2(p, tmp_path / p.name)
+    goldens = sorted(str(p) for p in tmp_path.glob("*.ipynb"))
     assert len(goldens) == len(chapters.CHAPTERS)
     cmd = [sys.executable, "-m", "pytest", "-q", "--nbval", "--nbval-current-env",
            "--nbval-sanitize-with", str(SANITIZE_FILE), "--noconftest",
@@ -205,3 +212,57 @@ def test_charts_and_maths_render_in_chromium(smoke_book, chromium):
                             _pages(root)[name].as_uri()], capture_output=True, timeout=120)
         assert (shots / f"{name}.png").stat().st_size > 20_000
     print(f"screenshots in {shots}")
+
+
+# ------------------------------------------------------------------ readers and teachers
+PHONE, DESKTOP = 420, 1300
+
+
+@pytest.fixture(scope="module")
+def probes(smoke_book, chromium):
+    """Every chapter measured in Chromium at desktop and phone widths."""
+    return {(name, w): browser_probe.probe(chromium, page, w)
+            for name, page in _pages(smoke_book["root"]).items() for w in (DESKTOP, PHONE)}
+
+
+def test_chart_text_is_readable_and_charts_fit_a_phone(probes):
+    for (name, width), m in probes.items():
+        assert m["width"] == width
+        assert m["scrollWidth"] <= width, f"{name} at {width}px overflows to {m['scrollWidth']}px"
+        for chart in m["charts"]:
+            assert chart["texts"] > 10, f"{name}: chart {chart['id']} drew no text"
+            assert chart["minFont"] >= 11, f"{name} at {width}px: {chart['minFont']}px chart text"
+            assert chart["overflow"] <= 0, f"{name} at {width}px: chart {chart['id']} cut off"
+
+
+def test_every_chapter_has_exercises_with_hidden_solutions(probes):
+    for (name, width), m in probes.items():
+        if width == DESKTOP:
+            assert 3 <= m["exercises"] <= 5, f"{name}: {m['exercises']} exercises"
+            assert m["solutions"] == m["exercises"], f"{name}: {m['solutions']} solutions"
+
+
+def test_plumbing_cells_are_hidden_but_expandable(probes, smoke_book):
+    for (name, width), m in probes.items():
+        if width != DESKTOP:
+            continue
+        assert m["hidden"], f"{name}: no hidden cells"
+        for cell in m["hidden"]:
+            assert cell["closed"] and cell["code"] > 0 and cell["visible"], (name, cell)
+    html = _pages(smoke_book["root"])["tickets"].read_text()
+    text = re.sub(r"<[^>]+>", "", html)   # highlighted code is split into spans
+    assert "def magnitude_prune(" in text and "p.mul_(m)" in text   # the method, from source
+    assert html.count('id="fig-tickets"') == 1 and 'href="#fig-tickets"' in html
+
+
+def test_pages_load_no_remote_resource_and_are_stamped(probes, smoke_book):
+    for (name, width), m in probes.items():
+        remote = [r for r in m["resources"] if not r.startswith(("file:", "data:", "blob:"))]
+        assert not remote, f"{name} loaded {remote[:3]}"
+    for name, page in _pages(smoke_book["root"]).items():
+        html = page.read_text()
+        assert "How this page was made" in html and "profile <strong>smoke</strong>" in html, name
+    html_dir = smoke_book["root"] / "_build" / "html"
+    assert not (html_dir / "genindex.html").exists()
+    reproduce = (html_dir / "reproduce.html").read_text()
+    assert "mathjax/" in reproduce and (html_dir / "mathjax" / build.MATHJAX_FILE).exists()

@@ -168,3 +168,14 @@ def test_cli_chapter_list(capsys, monkeypatch):
     for ch in chapters.CHAPTERS:
         assert ch.name in out
     assert "rounds=None" in out and "p=None" in out
+
+
+def test_a_rerun_chapter_refreshes_the_intro_with_its_own_parameters(tmp_path, executed):
+    from lottery import pages
+
+    assert build.refresh_intro(tmp_path, REPO, log=lambda _: None) is False   # no book yet
+    (tmp_path / "intro.ipynb").write_text("{}")
+    pages.write_parameters(tmp_path, "intro", "smoke", {"seeds": [0]})
+    assert build.refresh_intro(tmp_path, REPO, log=lambda _: None) is True
+    assert executed == [("intro", {"profile": "smoke", "seeds": [0]}, tmp_path / "intro.ipynb")]
+    assert pages.parameters_of("intro", tmp_path)["parameters"] == {"seeds": [0]}

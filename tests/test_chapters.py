@@ -82,7 +82,8 @@ def test_every_chapter_has_one_parameters_cell_with_profile():
         assert params["profile"] == "course", ch.name
         assert all(v is None for k, v in params.items() if k != "profile"), ch.name
         assert set(params) - {"profile"} <= set(chapters.SETTINGS_PARAMETERS
-                                                + chapters.CHAPTER_PARAMETERS), ch.name
+                                                + chapters.CHAPTER_PARAMETERS
+                                                + chapters.SETUP_PARAMETERS), ch.name
         assert ("p" in params) == ("rounds" in params), f"{ch.name}: p goes with rounds"
     assert set(chapters.EXECUTION_ORDER) == {c.name for c in chapters.CHAPTERS}
 

@@ -1,0 +1,90 @@
+"""lottery.plan and `lottery plan`: exercise costs counted exactly against the run
+store, the work and FLOP model, the profile grid's size, and the GPU check's dry run."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from lottery import chapters, cli, config, plan
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_exercise_costs_count_exactly_what_the_store_lacks(mirror, tmp_path):
+    from lottery.store import RunStore
+
+    run = chapters.chapter_settings("smoke")
+    store = RunStore(tmp_path / "runs")
+    s = run.settings
+    per_chain = 1 + len(s.strategies) * s.prune.rounds   # round 0 shared by the strategies
+    c = plan.cost(run, "tickets", {"domains": ["books"], "seeds": [0]}, store=store)
+    assert (c.networks, c.to_train) == (per_chain, per_chain) and c.seconds is None
+    assert "no stored network" in c.text()
+    c = plan.cost(run, "tickets", {"domains": ["books"], "seeds": [0]}, reference=(2.0, 1.0),
+                  store=store)
+    assert c.seconds == pytest.approx(2.0 * per_chain * plan.work_per_network(run.settings))
+    assert not (tmp_path / "runs").exists()     # a plan creates nothing in the store
+    assert plan.cost(run, "data", {}, store=store).text().startswith("no network training")
+    more = plan.cost(run, "tickets", {"domains": ["books"], "seeds": [0], "rounds": s.prune.rounds + 1},
+                     store=store)
+    assert more.networks == per_chain + len(s.strategies)
+
+
+def test_the_work_estimate_scales_with_examples_epochs_and_length():
+    from lottery import experiment
+
+    base = config.get_profile("course")
+    twice = experiment.apply_overrides(base, {"train.max_epochs": base.train.max_epochs * 2})
+    longer = experiment.apply_overrides(base, {"vocab.max_len": base.vocab.max_len * 2})
+    assert plan.work_per_network(twice) == 2 * plan.work_per_network(base)
+    assert plan.work_per_network(longer) == 2 * plan.work_per_network(base)
+
+
+def test_the_paper_grid_is_counted_from_the_chains():
+    from lottery import strategies as strat
+
+    p = config.get_profile("paper")
+    counts = plan.profile_networks(p)
+    controls = p.control_domains
+
+    def per_domain(d: str) -> int:
+        keys = [k for k in p.strategies
+                if not strat.strategy(k).control or controls is None or d in controls]
+        return 1 + len(keys) * p.prune.rounds           # round 0 is shared by the strategies
+
+    assert counts["tickets"] == len(p.seeds) * sum(per_domain(d) for d in p.data.domains)
+    rounds = len(p.transfer_rounds or range(1, p.prune.rounds + 1))
+    assert counts["transfer"] == len(p.transfer_pairs) * len(p.seeds) * 2 * rounds
+
+
+def test_flops_per_network_follow_the_model():
+    s = config.get_profile("paper")
+    f = plan.flops_per_network(s, 100.0)
+    m = s.model
+    conv = 2 * m.embed_dim * m.channels * sum(m.kernel_heights) * 100.0
+    assert conv * 3 * s.data.n_train * s.train.max_epochs < f < 1.1 * conv * (
+        3 * s.data.n_train + s.data.n_val + s.data.n_test) * s.train.max_epochs
+    assert plan.flops_per_network(s, 200.0) == pytest.approx(2 * f, rel=1e-3)
+
+
+def test_lottery_plan_prints_trainings_flops_and_projections(capsys, mirror):
+    assert cli.main(["plan", "smoke", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["total_trainings"] == sum(out["trainings"].values()) > 0
+    assert out["this_machine"]["measured_flops_per_worker"] > 0
+    assert out["gpu"]["projected_hours"] > 0 and out["this_machine"]["projected_hours"] > 0
+    assert cli.main(["plan", "smoke", "--gpu", "A100"]) == 0
+    assert "A100" in capsys.readouterr().out
+
+
+def test_the_gpu_check_runs_dry_on_the_cpu():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import gpu_check
+
+    r = gpu_check.main(["--device", "cpu", "--tiny", "--seconds", "0.2", "--k", "1", "2"])
+    assert len(r["rows"]) == 6 and all(row["steps_per_s"] > 0 for row in r["rows"])
+    assert r["paper_gpu_hours_at_best"] > 0 and r["paper_trainings"]["transfer"] > 0
