@@ -52,7 +52,7 @@ from lottery.config import DataSettings, ExperimentSettings, ModelSettings, Prun
 from lottery.masks import full_mask, magnitude_prune  # noqa: E402
 from lottery.model import TextCNN, dropout_noise, init_model  # noqa: E402
 from lottery.store import RunStore  # noqa: E402
-from lottery.train import accuracy, bucketed_batches, collate, make_optimizer, train_masked  # noqa: E402
+from lottery.train import accuracy, bucketed_batches, collate, make_optimizer, masked_step, train_masked  # noqa: E402
 
 DOMAIN = "books"
 STRATEGIES = ("reset", "random")
@@ -266,14 +266,14 @@ def run_naive(settings: ExperimentSettings, splits) -> list[dict]:
     for seed in settings.seeds:
         theta0 = init_model(vocab.size, settings.model, seed, vocab.pad_id).state_dict()
         reference = full_mask(init_model(vocab.size, settings.model, seed, vocab.pad_id))
-        model = strategies.initial_model("full", theta0, vocab.size, vocab.pad_id, settings.model, seed, 0)
+        model = strategies.initial_model("full", {"theta0": theta0}, vocab.size, vocab.pad_id, settings.model, seed, 0)
         val0, test0, w0 = naive_train(model, reference, padded, settings.train, strategies.derive_seed(seed, "round", 0))
         rows.append({"seed": seed, "strategy": "FULL-MODEL", "round": 0, "val_acc": val0, "test_acc": test0})
         for strategy in settings.strategies:
             prev_mask, prev_w = reference, w0
             for r in range(1, settings.prune.rounds + 1):
                 mask = magnitude_prune(prev_mask, prev_w, settings.prune.prune_fraction_per_round)
-                model = strategies.initial_model(strategy, theta0, vocab.size, vocab.pad_id, settings.model, seed, r)
+                model = strategies.initial_model(strategy, {"theta0": theta0}, vocab.size, vocab.pad_id, settings.model, seed, r)
                 v, t, w = naive_train(model, mask, padded, settings.train, strategies.derive_seed(seed, "round", r))
                 rows.append({"seed": seed, "strategy": strategies.label(strategy), "round": r,
                              "val_acc": v, "test_acc": t})
@@ -359,13 +359,7 @@ def _steps_per_s(model, batches, opt=None, masks=(), reps=1):
 
     def run():
         for tok, lab in batches:
-            loss = F.cross_entropy(model(tok), lab)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            with torch.no_grad():
-                for p, m in masks:
-                    p.mul_(m)
+            masked_step(model, opt, masks, tok, lab)   # the engine's own training step
     return len(batches) * batches[0][0].shape[0] / _time(run, reps)
 
 

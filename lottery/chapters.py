@@ -52,7 +52,7 @@ EXECUTION_WAVES: tuple[tuple[str, ...], ...] = (
 EXECUTION_ORDER: tuple[str, ...] = tuple(n for wave in EXECUTION_WAVES for n in wave)
 
 #: Parameters that only one chapter takes (checked by that chapter's library code).
-CHAPTER_PARAMETERS: tuple[str, ...] = ("variants",)
+CHAPTER_PARAMETERS: tuple[str, ...] = ("variants", "rewind_sweep")
 
 #: Parameters every chapter takes that are not settings: what the set-up cell installs
 #: outside the project (the build passes it from ``_config.yml``'s ``repository.url``),

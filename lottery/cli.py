@@ -254,7 +254,7 @@ def add_tickets(sub: argparse._SubParsersAction) -> None:
                                        "RANDOM-PRUNING) per domain and seed; resumable")
     _add_profile_args(p)
     p.add_argument("--domains", nargs="+", help="domains (default: the profile's)")
-    p.add_argument("--strategies", nargs="+", help="reset, random, random_pruning (default: the profile's)")
+    p.add_argument("--strategies", nargs="+", help="reset, random, random_pruning, rewind (default: the profile's)")
     _add_run_args(p)
     p.set_defaults(run=_run_tickets)
 
@@ -281,7 +281,8 @@ def add_transfer(sub: argparse._SubParsersAction) -> None:
     _add_profile_args(p)
     p.add_argument("--pairs", nargs="+", metavar="SOURCE:TARGET",
                    help="transfer tasks, e.g. books:electronics (default: the profile's)")
-    p.add_argument("--strategies", nargs="+", default=["masks_reset", "masks_random"])
+    p.add_argument("--strategies", nargs="+", default=["masks_reset", "masks_random"],
+                   help="masks_reset, masks_random, masks_rewind (default: the first two)")
     _add_run_args(p)
     p.set_defaults(run=_run_transfer)
 

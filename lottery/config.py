@@ -62,6 +62,9 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lottery-book"
 
 
+#: TICKET-REWIND's default k (iterations of round 0); see PruneSettings.rewind_iterations.
+REWIND_DEFAULT = 5
+
 #: Field metadata for settings that cannot change any result (how far a run goes, how
 #: big evaluation batches are): left out of run-directory hashes.
 NOT_HASHED = {"hashed": False}
@@ -145,6 +148,11 @@ class PruneSettings:
     prune_fraction_per_round: float = 0.35
     rounds: int = field(default=20, metadata=NOT_HASHED)
     prune_biases: bool = False
+    #: TICKET-REWIND / MASKS-REWIND: survivors go back to their values after this many
+    #: training iterations (optimizer steps) of round 0, θ_k (Frankle et al. 2019,
+    #: "Stabilizing the lottery ticket hypothesis"). Chosen by the sweep in the phase
+    #: chapter; runs with the default keep the hash they had before the setting existed.
+    rewind_iterations: int = field(default=REWIND_DEFAULT, metadata=neutral(REWIND_DEFAULT))
 
 
 @dataclass(frozen=True)
@@ -219,6 +227,8 @@ PROFILES: dict[str, ExperimentSettings] = {
         train=TrainSettings(lr=3e-3, max_epochs=8, patience=None),
         prune=PruneSettings(prune_fraction_per_round=0.5, rounds=7),
         seeds=(0, 1, 2, 3, 4),
+        # TICKET-REWIND (beyond the paper) runs where the control does: Books.
+        strategies=("reset", "random", "random_pruning", "rewind"),
         control_domains=("books",),
         transfer_pairs=PAPER_TRANSFER_PAIRS,
         transfer_rounds=(3, 5, 7),
@@ -229,8 +239,9 @@ PROFILES: dict[str, ExperimentSettings] = {
         vocab=VocabSettings(vocab_size=1000, max_len=200),
         model=ModelSettings(embed_dim=16, channels=8, hidden=8),
         train=TrainSettings(lr=1e-2, max_epochs=2, patience=None),
-        prune=PruneSettings(prune_fraction_per_round=0.5, rounds=3),
+        prune=PruneSettings(prune_fraction_per_round=0.5, rounds=3, rewind_iterations=3),
         seeds=(0, 1),
+        strategies=("reset", "random", "random_pruning", "rewind"),
         transfer_pairs=(("books", "electronics"),),
     ),
 }

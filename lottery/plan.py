@@ -278,9 +278,10 @@ def profile_networks(settings: ExperimentSettings) -> dict[str, int]:
     return out
 
 
-def probe_flops_per_second(s: ExperimentSettings, tokens: float, batches: int = 4) -> float:
-    """Training FLOP/s of one single-threaded worker on this machine, measured on a few
-    batches of the profile's model (random token ids, the real training step)."""
+def probe_flops_per_second(s: ExperimentSettings, tokens: float, seconds: float = 2.0) -> float:
+    """Training FLOP/s of one single-threaded worker on this machine, measured on the
+    profile's model (random token ids, the real training step) for ``seconds`` after a
+    two-step warm-up."""
     import time
 
     import torch
@@ -296,11 +297,13 @@ def probe_flops_per_second(s: ExperimentSettings, tokens: float, batches: int = 
         x = torch.randint(1, s.vocab.vocab_size, (s.train.batch_size, length), generator=gen)
         y = torch.randint(0, s.model.n_classes, (s.train.batch_size,), generator=gen)
         net.train()
-        train.masked_step(net, opt, fm, x, y)   # warm-up
-        start = time.perf_counter()
-        for _ in range(batches):
+        for _ in range(2):   # warm-up
             train.masked_step(net, opt, fm, x, y)
-        seconds = (time.perf_counter() - start) / batches
+        start, batches = time.perf_counter(), 0
+        while time.perf_counter() - start < seconds:
+            train.masked_step(net, opt, fm, x, y)
+            batches += 1
+        per_batch_s = (time.perf_counter() - start) / batches
     m = s.model
     per_batch = 3 * 2 * m.embed_dim * m.channels * sum(m.kernel_heights) * length * s.train.batch_size
-    return per_batch / seconds
+    return per_batch / per_batch_s

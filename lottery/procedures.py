@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Sequence
 
 import pandas as pd
 import torch
@@ -109,12 +109,61 @@ def _metrics(res: TrainResult, mask: Mask, reference: Mask, **fields: Any) -> di
 
 
 def _train(settings: ExperimentSettings, data: DomainData, keys: list[str], masks: list[Mask],
-           theta0: dict[str, torch.Tensor], seed: int, r: int) -> list[TrainResult]:
-    """Round ``r`` of the strategies ``keys``: one training of len(keys) models."""
-    models = [strat.initial_model(k, theta0, data.vocab.size, data.vocab.pad_id, settings.model, seed, r)
+           starts: dict[str, Any], seed: int, r: int,
+           on_step: Callable[[Any], None] | None = None) -> list[TrainResult]:
+    """Round ``r`` of the strategies ``keys``: one training of len(keys) models, whose
+    survivors start from ``starts`` (θ0, and θ_k for rewinding strategies)."""
+    models = [strat.initial_model(k, starts, data.vocab.size, data.vocab.pad_id, settings.model, seed, r)
               for k in keys]
     return train_models(models, masks, data.train, data.val, data.test, settings.train,
-                        settings.vocab.max_len, seed=strat.derive_seed(seed, "round", r))
+                        settings.vocab.max_len, seed=strat.derive_seed(seed, "round", r),
+                        on_step=on_step)
+
+
+class _Rewound(Exception):
+    def __init__(self, state: dict[str, torch.Tensor]):
+        self.state = state
+
+
+def rewind_point(settings: ExperimentSettings, data: DomainData, run: RunDir,
+                 theta0: dict[str, torch.Tensor], seed: int) -> dict[str, torch.Tensor]:
+    """θ_k of a ticket run: its round-0 weights after k = ``prune.rewind_iterations``
+    optimizer steps, stored once in the run (``theta_k<k>.pt``).
+
+    Round 0 is trained again from θ0 with the same seed (the same batches and dropout,
+    so the same trajectory on this machine) and stopped at step k; k = 0 is θ0.
+    """
+    k = settings.prune.rewind_iterations
+    path = run.path / f"theta_k{k}.pt"
+    if not path.exists():
+        steps = [0]
+
+        def capture(net: Any) -> None:
+            steps[0] += 1
+            if steps[0] == k:
+                raise _Rewound({n: t.detach().cpu().clone() for n, t in net.state_dict().items()})
+
+        state = theta0
+        if k > 0:
+            reference = full_mask(init_model(data.vocab.size, settings.model, seed, data.vocab.pad_id),
+                                  settings.prune.prune_biases)
+            try:
+                _train(settings, data, ["full"], [reference], {"theta0": theta0}, seed, 0, capture)
+                raise ValueError(f"prune.rewind_iterations = {k} is beyond round 0's "
+                                 f"{steps[0]} training iterations")
+            except _Rewound as stop:
+                state = stop.state
+        save_tensors(path, state)
+    return load_tensors(path)
+
+
+def _starts(settings: ExperimentSettings, data: DomainData, run: RunDir, theta0: dict[str, torch.Tensor],
+            seed: int, keys: Sequence[str]) -> dict[str, Any]:
+    """What the strategies ``keys`` start from: θ0, and θ_k if one of them rewinds."""
+    starts: dict[str, Any] = {"theta0": theta0}
+    if strat.needs(keys, "rewind"):
+        starts["rewind"] = rewind_point(settings, data, run, theta0, seed)
+    return starts
 
 
 @dataclass(frozen=True)
@@ -172,9 +221,10 @@ class TicketChain:
             if r > 1:     # only the latest trained weights are needed to go on
                 run.drop(step_name(key, r - 1), "weights")
 
+        starts = _starts(s, data, run, theta0, seed, self.strategies)
         full = step_name("full", 0)
         if not run.done(full):
-            (res,) = _train(s, data, ["full"], [reference], theta0, seed, 0)
+            (res,) = _train(s, data, ["full"], [reference], starts, seed, 0)
             record("full", 0, reference, res)
         if report:
             report(run.metrics(full))
@@ -186,7 +236,7 @@ class TicketChain:
                 masks = [strat.next_mask(k, run.tensors(p, "mask"), run.tensors(p, "weights"),
                                          s.prune.prune_fraction_per_round, seed, r)
                          for k, p in zip(group, prev)]
-                for k, mask, res in zip(group, masks, _train(s, data, group, masks, theta0, seed, r)):
+                for k, mask, res in zip(group, masks, _train(s, data, group, masks, starts, seed, r)):
                     record(k, r, mask, res)
             if report:
                 for k in self.strategies:
@@ -203,7 +253,7 @@ class TicketChain:
         theta0 = load_tensors(run.path / "theta0.pt")
         reference = full_mask(init_model(data.vocab.size, s.model, self.seed, data.vocab.pad_id),
                               s.prune.prune_biases)
-        (res,) = _train(s, data, ["full"], [reference], theta0, self.seed, 0)
+        (res,) = _train(s, data, ["full"], [reference], {"theta0": theta0}, self.seed, 0)
         return {"domain": self.domain, "seed": self.seed, "stored test_acc": stored["test_acc"],
                 "retrained test_acc": res.test_acc, "stored val history": stored["val_history"],
                 "retrained val history": res.history,
@@ -259,11 +309,15 @@ class TransferChain:
         reference = full_mask(init_model(data.vocab.size, s.model, seed, data.vocab.pad_id), s.prune.prune_biases)
         base = {"procedure": "transfer", "strategy": strat.label(self.strategy), "domain": self.target,
                 "source": self.source, "target": self.target, "seed": seed}
+        starts = {"theta0": theta0}
+        if strat.needs([self.strategy], "rewind"):   # the source's θ_k, from the source's data
+            starts = _starts(s, domain_data(s.data, s.vocab, self.source), src, theta0, seed,
+                             [self.strategy])
         for r in self.rounds:
             step = transfer_step(r)
             if not run.done(step):
                 mask = src.tensors(step_name(strat.SOURCE_STRATEGY, r), "mask")
-                (res,) = _train(s, data, [self.strategy], [mask], theta0, seed, r)
+                (res,) = _train(s, data, [self.strategy], [mask], starts, seed, r)
                 run.write_step(step, _metrics(res, mask, reference, **base, round=r))
             if report:
                 report(run.metrics(step))

@@ -17,6 +17,9 @@ Columns:
   ``"source"`` for the full model and transferred masks);
 * ``control``: a control that runs only in ``ExperimentSettings.control_domains``.
 
+TICKET-REWIND and MASKS-REWIND (beyond the paper) start their survivors at θ_k, the
+weights after k iterations of round 0, instead of θ0.
+
 FULL-MODEL is round 0 of every ticket run (the unpruned network from θ0); TICKET-RESET
 prunes the smallest trained weights and resets the survivors to θ0 (Frankle & Carbin);
 TICKET-RANDOM prunes the same way but draws the survivors afresh; RANDOM-PRUNING (the
@@ -63,6 +66,12 @@ STRATEGIES: tuple[Strategy, ...] = (
     Strategy("target",         "TICKET-TARGET",  "reference", "theta0", "magnitude", "#1f77b4"),
     Strategy("masks_reset",    "MASKS-RESET",    "transfer",  "theta0", "source",    "#9467bd"),
     Strategy("masks_random",   "MASKS-RANDOM",   "transfer",  "fresh",  "source",    "#d62728"),
+    # Late resetting (Frankle et al. 2019): survivors back to θ_k, the weights after k
+    # iterations of round 0 (prune.rewind_iterations). Like the controls it runs only in
+    # control_domains (cost); the paper profile has none, so it runs everywhere there.
+    Strategy("rewind",         "TICKET-REWIND",  "tickets",   "rewind", "magnitude", "#8c564b", control=True),
+    # The source's TICKET-RESET masks (as MASKS-RESET) with survivors at the source's θ_k.
+    Strategy("masks_rewind",   "MASKS-REWIND",   "transfer",  "rewind", "source",    "#e377c2"),
 )
 
 #: The ticket run whose masks transferred strategies retrain.
@@ -106,24 +115,39 @@ def colour(name: str) -> str:
 
 # ------------------------------------------------------------------ how survivors start
 
-def _from_theta0(model: TextCNN, theta0: dict[str, torch.Tensor], seed: int, key: str, r: int) -> None:
+# Each init reads the start states it needs from ``starts``: "theta0" (θ0 of this seed,
+# always there) and "rewind" (θ_k, computed by the engine only for runs with a strategy
+# whose init is "rewind": see :func:`needs`).
+
+def _from_theta0(model: TextCNN, starts: dict[str, Any], seed: int, key: str, r: int) -> None:
     """Reset-type: the survivors take their values in θ0 (the same θ0 of this seed)."""
-    model.load_state_dict(theta0)
+    model.load_state_dict(starts["theta0"])
 
 
-def _fresh_draw(model: TextCNN, theta0: dict[str, torch.Tensor], seed: int, key: str, r: int) -> None:
+def _fresh_draw(model: TextCNN, starts: dict[str, Any], seed: int, key: str, r: int) -> None:
     """Random-type: a fresh draw from the §4.3.1 distributions, seeded by (seed, strategy, round)."""
     reset_parameters(model, torch.Generator().manual_seed(derive_seed(seed, key, r)))
 
 
-INITS: dict[str, Callable[..., None]] = {"theta0": _from_theta0, "fresh": _fresh_draw}
+def _from_rewind(model: TextCNN, starts: dict[str, Any], seed: int, key: str, r: int) -> None:
+    """Rewind-type: the survivors take their values at iteration k of round 0 (θ_k)."""
+    model.load_state_dict(starts["rewind"])
 
 
-def initial_model(key: str, theta0: dict[str, torch.Tensor], vocab_size: int, pad_id: int,
+INITS: dict[str, Callable[..., None]] = {"theta0": _from_theta0, "fresh": _fresh_draw,
+                                         "rewind": _from_rewind}
+
+
+def needs(keys, state: str) -> bool:
+    """Whether any of the strategies ``keys`` starts its survivors from ``state``."""
+    return any(strategy(k).init == state for k in keys)
+
+
+def initial_model(key: str, starts: dict[str, Any], vocab_size: int, pad_id: int,
                   model_settings, seed: int, r: int) -> TextCNN:
     """The network round ``r`` of strategy ``key`` starts from, before its mask is applied."""
     model = init_model(vocab_size, model_settings, seed, pad_id)
-    INITS[strategy(key).init](model, theta0, seed, key, r)
+    INITS[strategy(key).init](model, starts, seed, key, r)
     return model
 
 

@@ -62,6 +62,11 @@ MUTATIONS = {
  "j data content not in the run key": [("lottery/procedures.py", '        key["data_files"] = files', "        pass")],
  "k transfer rounds renumbered": [("lottery/procedures.py", "        for r in self.rounds:\n",
                                    "        for r in range(1, len(self.rounds) + 1):\n")],
+ "l TICKET-REWIND resets to θ0": [("lottery/strategies.py", '    model.load_state_dict(starts["rewind"])', '    model.load_state_dict(starts["theta0"])')],
+ "m rewind point one step late": [("lottery/procedures.py", "            if steps[0] == k:", "            if steps[0] == k + 1:")],
+ "n rewind_iterations not hashed": [("lottery/config.py", "metadata=neutral(REWIND_DEFAULT))", "metadata=NOT_HASHED)")],
+ "o MASKS-REWIND from the target's θ_k": [("lottery/procedures.py", "starts = _starts(s, domain_data(s.data, s.vocab, self.source), src, theta0, seed,",
+                                             "starts = _starts(s, data, TicketChain(s, self.target, seed, ()).run_dir(store), theta0, seed,")],
 }
 
 only = sys.argv[1:]

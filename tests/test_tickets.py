@@ -304,8 +304,8 @@ def test_strategy_table_drives_the_engine():
         assert s.init in strategies.INITS
         if s.procedure == "tickets":
             assert s.mask in strategies.MASKS
-    assert strategies.keys("tickets") == ("reset", "random", "random_pruning")
-    assert strategies.keys("transfer") == ("masks_reset", "masks_random")
+    assert strategies.keys("tickets") == ("reset", "random", "random_pruning", "rewind")
+    assert strategies.keys("transfer") == ("masks_reset", "masks_random", "masks_rewind")
 
 
 def test_narrowing_the_domains_drops_profile_defaults_but_checks_given_values():
@@ -316,3 +316,51 @@ def test_narrowing_the_domains_drops_profile_defaults_but_checks_given_values():
         experiment.from_profile("course", {"data.domains": ["B", "H"], "transfer_pairs": [["music", "books"]]})
     with pytest.raises(ValueError, match="train.threads must be an integer >= 1"):
         experiment.from_profile("course", {"train.threads": 0})
+
+
+REWIND = experiment.resolve(config.override(SETTINGS, **{"prune.rewind_iterations": 3}))
+
+
+def test_rewind_starts_from_theta_k_the_weights_after_k_steps_of_round_0(mirror, tmp_path, starts):
+    store = RunStore(tmp_path)
+    TicketChain(REWIND, "books", 0, ("reset", "rewind")).run(store)
+    run = store.run("tickets", ticket_key(REWIND, "books", 0))
+    theta0 = load_tensors(run.path / "theta0.pt")
+    theta_k = load_tensors(run.path / "theta_k3.pt")
+    assert not all(torch.equal(theta_k[k], theta0[k]) for k in theta0)
+    # an independent capture of round 0 at step 3 (same seed: same batches and dropout)
+    seen = []
+
+    def capture(net):
+        seen.append({n: t.detach().clone() for n, t in net.state_dict().items()})
+    data = procedures.domain_data(REWIND.data, REWIND.vocab, "books")
+    ref = procedures.full_mask(procedures.init_model(data.vocab.size, REWIND.model, 0, data.vocab.pad_id))
+    procedures._train(REWIND, data, ["full"], [ref], {"theta0": theta0}, 0, 0, capture)
+    assert all(torch.equal(seen[2][k], theta_k[k]) for k in theta_k)
+    assert not all(torch.equal(seen[-1][k], theta_k[k]) for k in theta_k)   # not the end of round 0
+    rewound = [st for st, _ in starts if all(torch.equal(st[k], theta_k[k]) for k in theta_k)]
+    assert len(rewound) == REWIND.prune.rounds                      # every TICKET-REWIND round
+    r1 = run.tensors("rewind/round_01", "mask")                     # round 1 prunes the full model,
+    assert all(torch.equal(r1[k], run.tensors("reset/round_01", "mask")[k]) for k in r1)  # as RESET
+
+
+def test_rewinding_past_round_0_is_refused_and_the_default_keeps_old_hashes(mirror, tmp_path):
+    from lottery.store import canonical
+
+    assert "rewind_iterations" not in canonical(config.get_profile("course").prune)
+    assert canonical(REWIND.prune)["rewind_iterations"] == 3
+    too_far = experiment.resolve(config.override(SETTINGS, **{"prune.rewind_iterations": 10_000}))
+    with pytest.raises(ValueError, match="rewind_iterations = 10000"):
+        TicketChain(too_far, "books", 0, ("rewind",)).run(RunStore(tmp_path))
+
+
+def test_masks_rewind_retrains_the_source_masks_from_the_source_theta_k(mirror, tmp_path, starts):
+    store = RunStore(tmp_path)
+    rows = TransferChain(REWIND, "books", "electronics", 0, "masks_rewind").run(store)
+    src = store.run("tickets", ticket_key(REWIND, "books", 0))
+    theta_k = load_tensors(src.path / "theta_k3.pt")
+    for r, (state, mask) in zip((1, 2), starts[-2:]):
+        assert all(torch.equal(state[k], theta_k[k]) for k in theta_k)
+        source_mask = src.tensors(f"reset/round_{r:02d}", "mask")
+        assert all(torch.equal(mask[k], source_mask[k]) for k in mask)
+    assert [r["strategy"] for r in rows] == ["MASKS-REWIND"] * 2
