@@ -266,3 +266,10 @@ def test_pages_load_no_remote_resource_and_are_stamped(probes, smoke_book):
     assert not (html_dir / "genindex.html").exists()
     reproduce = (html_dir / "reproduce.html").read_text()
     assert "mathjax/" in reproduce and (html_dir / "mathjax" / build.MATHJAX_FILE).exists()
+
+
+def test_the_other_pages_fit_a_phone_too(smoke_book, chromium):
+    html_dir = smoke_book["root"] / "_build" / "html"
+    for name in ("reproduce", "own_data", "references"):
+        m = browser_probe.probe(chromium, html_dir / f"{name}.html", PHONE)
+        assert m["scrollWidth"] <= PHONE, f"{name} overflows to {m['scrollWidth']}px at {PHONE}px"
