@@ -19,7 +19,6 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -67,10 +66,7 @@ def throughput(s: config.ExperimentSettings, k: int, mode: str, device: str, tok
         sync()
         steps += 5
     elapsed = time.perf_counter() - start
-    m = s.model
-    flops_per_step = k * 3 * (2 * m.embed_dim * m.channels * sum(m.kernel_heights) * tokens
-                              + 2 * (len(m.kernel_heights) * m.channels * m.hidden
-                                     + m.hidden * m.n_classes)) * s.train.batch_size
+    flops_per_step = k * 3 * plan.forward_flops(s.model, tokens) * s.train.batch_size
     return {"k": k, "precision": mode, "steps_per_s": steps / elapsed,
             "examples_per_s": k * s.train.batch_size * steps / elapsed,
             "flops_per_s": flops_per_step * steps / elapsed}

@@ -198,8 +198,9 @@ def execute_chapter(
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     pages.write_parameters(output.parent, source.name, profile, parameters or {})
-    if "package_source" in source.parameters and "package_source" not in params:
-        params.update({"package_source": package_source(project)} if package_source(project) else {})
+    source_url = package_source(project) if "package_source" in source.parameters else ""
+    if source_url and "package_source" not in params:
+        params["package_source"] = source_url
     start = time.perf_counter()
     _papermill(source, output, params)
     log(f"  {source.name:<11} {time.perf_counter() - start:6.1f} s  -> {output}")

@@ -249,14 +249,19 @@ def tokens_per_review(settings: ExperimentSettings) -> float:
     return float(settings.vocab.max_len)
 
 
+def forward_flops(m: Any, tokens: float) -> float:
+    """Dense forward FLOPs of the text CNN (model settings ``m``) on one review of
+    ``tokens`` pieces: the convolutions (2 per multiply-add) and the MLP; a training
+    step costs about 3 × this (forward + backward)."""
+    conv = 2 * m.embed_dim * m.channels * sum(m.kernel_heights) * tokens
+    return conv + 2 * (len(m.kernel_heights) * m.channels * m.hidden + m.hidden * m.n_classes)
+
+
 def flops_per_network(s: ExperimentSettings, tokens: float) -> float:
     """Training FLOPs of one network (dense: the engine multiplies by masks, it does not
     skip pruned weights): ``max_epochs`` epochs of forward + backward (≈ 3 × forward) on
     the training reviews, a validation pass per epoch and one test pass."""
-    m = s.model
-    conv = 2 * m.embed_dim * m.channels * sum(m.kernel_heights) * tokens
-    mlp = 2 * (len(m.kernel_heights) * m.channels * m.hidden + m.hidden * m.n_classes)
-    forward = conv + mlp
+    forward = forward_flops(s.model, tokens)
     d = s.data
     return s.train.max_epochs * (3 * d.n_train + d.n_val) * forward + d.n_test * forward
 
@@ -304,6 +309,4 @@ def probe_flops_per_second(s: ExperimentSettings, tokens: float, seconds: float 
             train.masked_step(net, opt, fm, x, y)
             batches += 1
         per_batch_s = (time.perf_counter() - start) / batches
-    m = s.model
-    per_batch = 3 * 2 * m.embed_dim * m.channels * sum(m.kernel_heights) * length * s.train.batch_size
-    return per_batch / per_batch_s
+    return 3 * forward_flops(s.model, length) * s.train.batch_size / per_batch_s

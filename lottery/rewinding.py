@@ -15,8 +15,6 @@ by seed, t-intervals over seeds, Bonferroni within the family):
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import pandas as pd
 
 from lottery import inference
@@ -99,7 +97,3 @@ def iterations_per_epoch(n_train: int, batch_size: int) -> int:
 def share_of_round0(k: int, n_train: int, batch_size: int, epochs: int) -> float:
     return k / (iterations_per_epoch(n_train, batch_size) * epochs)
 
-
-def sweep_frames(ks: Sequence[int], csv_pattern: str) -> dict[int, pd.DataFrame]:
-    """The sweep's results written by ``lottery tickets --csv`` (one file per k)."""
-    return {k: pd.read_csv(csv_pattern.format(k=k)) for k in ks}

@@ -3,11 +3,9 @@ source display, the default cache inside the project, the repository-driven conf
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
-import pytest
 import yaml
 
 from lottery import build, chapters, config, pages
