@@ -14,7 +14,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[book,test,cluster]'
+	$(PY) -m pip install -q -e '.[book,test,cluster,federated]'
 	touch $@
 
 # Offline book assets, fetched once: the Vega bundle from vl-convert-python (installed)

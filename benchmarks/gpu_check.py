@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from lottery import config, plan  # noqa: E402
 from lottery.masks import full_mask  # noqa: E402
 from lottery.model import init_model  # noqa: E402
-from lottery.train import _float_masks, as_network, make_optimizer, masked_step  # noqa: E402
+from lottery.train import float_masks, as_network, make_optimizer, masked_step  # noqa: E402
 
 #: Mean clipped review length (subword pieces) of the paper profile, measured by
 #: ``lottery plan paper`` on the project's CPU machine (the GPU machine has no data).
@@ -49,7 +49,7 @@ def throughput(s: config.ExperimentSettings, k: int, mode: str, device: str, tok
     models = [init_model(s.vocab.vocab_size, s.model, seed=i) for i in range(k)]
     masks = [full_mask(m) for m in models]
     net = as_network(models).to(device)
-    fm = _float_masks(net, masks)
+    fm = float_masks(net, masks)
     opt = make_optimizer(net, s.train)
     gen = torch.Generator().manual_seed(0)
     x = torch.randint(1, s.vocab.vocab_size, (s.train.batch_size, tokens), generator=gen).to(device)

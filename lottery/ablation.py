@@ -60,8 +60,10 @@ DEPARTURES: tuple[Departure, ...] = (
 
 
 def profile_differences(a: ExperimentSettings, b: ExperimentSettings,
-                        names: tuple[str, str] = ("course", "paper")) -> pd.DataFrame:
-    """Every setting whose value differs between two profiles (dotted names)."""
+                        names: tuple[str, str] = ("course", "paper"),
+                        skip: tuple[str, ...] = ("federated.",)) -> pd.DataFrame:
+    """Every setting whose value differs between two profiles (dotted names), except
+    those starting with ``skip`` (by default the federated chapter's own settings)."""
     from lottery.config import to_dict
 
     def flat(prefix: str, obj: Any, out: dict[str, Any]) -> dict[str, Any]:
@@ -74,7 +76,7 @@ def profile_differences(a: ExperimentSettings, b: ExperimentSettings,
 
     fa, fb = flat("", to_dict(a), {}), flat("", to_dict(b), {})
     rows = [{"setting": k, names[0]: str(fa[k]), names[1]: str(fb.get(k))}
-            for k in fa if fa[k] != fb.get(k) and not k.startswith(("train.eval_batch_size",))]
+            for k in fa if fa[k] != fb.get(k) and not k.startswith(("train.eval_batch_size", *skip))]
     return pd.DataFrame(rows).set_index("setting")
 
 

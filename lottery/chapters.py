@@ -39,6 +39,7 @@ CHAPTERS: tuple[Chapter, ...] = (
     Chapter("transfer", "04_transfer.md", "Transferring tickets"),
     Chapter("phase", "05_phase_transition.md", "The phase transition"),
     Chapter("ablation", "07_ablation.md", "Why this book differs from the paper"),
+    Chapter("federated", "08_federated.md", "Sparsify and transfer, federated"),
     Chapter("verdict", "06_paper_vs_book.md", "Paper vs this book"),
 )
 #: Execution order, in waves: results before the pages that summarise them (the intro
@@ -47,7 +48,7 @@ CHAPTERS: tuple[Chapter, ...] = (
 #: atomically by whichever needs it first), so the build runs them side by side.
 EXECUTION_WAVES: tuple[tuple[str, ...], ...] = (
     ("tickets", "data", "divergence"), ("transfer",), ("verdict", "phase", "ablation"),
-    ("intro",),
+    ("federated",), ("intro",),
 )
 EXECUTION_ORDER: tuple[str, ...] = tuple(n for wave in EXECUTION_WAVES for n in wave)
 

@@ -353,6 +353,7 @@ def _run_claims(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     import lottery.cli_data  # noqa: F401  (registers `datasets` and `data check`)
     import lottery.cli_plan  # noqa: F401  (registers `plan` and `profile`)
+    import lottery.cli_federated  # noqa: F401  (registers `federated`)
 
     parser = argparse.ArgumentParser(prog="lottery", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)

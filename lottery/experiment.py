@@ -113,7 +113,36 @@ def resolve(settings: ExperimentSettings) -> ExperimentSettings:
         rounds = tuple(sorted(set(rounds)))
     return replace(settings, data=replace(d, domains=domains), seeds=tuple(seeds), strategies=chosen,
                    control_domains=control, transfer_pairs=tuple(dict.fromkeys(pairs)),
-                   transfer_rounds=rounds)
+                   transfer_rounds=rounds, federated=_federated(settings.federated, d.dataset, domains))
+
+
+def _federated(f: config.FederatedSettings, dataset: str, domains: tuple[str, ...]
+               ) -> config.FederatedSettings:
+    """The ``federated.*`` settings checked (pairs canonical, strategies as table keys)."""
+    for name in ("clients", "comm_rounds", "local_epochs"):
+        _int(f"federated.{name}", getattr(f, name), 1)
+    if isinstance(f.rounds, (str, int)) or not f.rounds:
+        raise ValueError(f"setting federated.rounds must be a non-empty list of pruning rounds, "
+                         f"got {f.rounds!r}")
+    for r in f.rounds:
+        _int("federated.rounds", r, 1)
+    pairs = []
+    for pair in f.pairs:
+        if isinstance(pair, str) or len(pair) != 2:
+            raise ValueError(f"setting federated.pairs: {pair!r} is not a [server, clients] pair")
+        (a,), (b,) = (_domains("federated.pairs", (x,), dataset, domains) for x in pair)
+        if a == b:
+            raise ValueError(f"setting federated.pairs: ({a!r}, {b!r}): the clients' domain must "
+                             f"differ from the server's")
+        pairs.append((a, b))
+    try:
+        keys = strategies.check(f.strategies, "federated")
+    except ValueError as exc:
+        raise ValueError(f"setting federated.strategies: {exc}") from None
+    if f.backend not in ("flower", "inline"):
+        raise ValueError(f"setting federated.backend must be \"flower\" or \"inline\", got {f.backend!r}")
+    return replace(f, pairs=tuple(dict.fromkeys(pairs)), rounds=tuple(sorted(set(f.rounds))),
+                   strategies=keys)
 
 
 def apply_overrides(settings: ExperimentSettings, changes: dict[str, Any] | None) -> ExperimentSettings:
@@ -146,6 +175,11 @@ def apply_overrides(settings: ExperimentSettings, changes: dict[str, Any] | None
         if "transfer_pairs" not in changes:
             out = replace(out, transfer_pairs=tuple(p for p in out.transfer_pairs
                                                     if p[0] in domains and p[1] in domains))
+        if "federated.pairs" not in changes:   # the profile's, else the first two domains
+            kept = tuple(p for p in out.federated.pairs if p[0] in domains and p[1] in domains)
+            if not kept and len(domains) >= 2:
+                kept = ((domains[0], domains[1]),)
+            out = replace(out, federated=replace(out.federated, pairs=kept))
         if "control_domains" not in changes and out.control_domains is not None:
             out = replace(out, control_domains=tuple(d for d in out.control_domains if d in domains))
     return resolve(out)

@@ -297,7 +297,7 @@ def probe_flops_per_second(s: ExperimentSettings, tokens: float, seconds: float 
     with train.intra_op_threads(1):
         net = model.init_model(s.vocab.vocab_size, s.model, seed=0)
         opt = train.make_optimizer(net, s.train)
-        fm = train._float_masks(net, [masks.full_mask(net)])
+        fm = train.float_masks(net, [masks.full_mask(net)])
         gen = torch.Generator().manual_seed(0)
         x = torch.randint(1, s.vocab.vocab_size, (s.train.batch_size, length), generator=gen)
         y = torch.randint(0, s.model.n_classes, (s.train.batch_size,), generator=gen)

@@ -89,9 +89,19 @@ def strategy(name: str) -> Strategy:
     return found
 
 
+#: The federated simulation (:mod:`lottery.federated`, §7) trains the curves of Fig. 4
+#: — no mask (FULL-MODEL), the clients' own ticket (TICKET-TARGET), the server's masks
+#: (MASKS-*) — by federated averaging: the rows of these procedures.
+GROUPS: dict[str, tuple[str, ...]] = {"federated": ("reference", "transfer")}
+
+
+def _in(s: Strategy, procedure: str) -> bool:
+    return s.procedure in GROUPS.get(procedure, (procedure,))
+
+
 def keys(procedure: str) -> tuple[str, ...]:
     """The keys of every strategy that ``procedure`` trains, in table order."""
-    return tuple(s.key for s in STRATEGIES if s.procedure == procedure)
+    return tuple(s.key for s in STRATEGIES if _in(s, procedure))
 
 
 def check(names, procedure: str) -> tuple[str, ...]:
@@ -99,7 +109,7 @@ def check(names, procedure: str) -> tuple[str, ...]:
     out = []
     for name in names:
         s = _BY_KEY.get(name) or _BY_LABEL.get(name)
-        if s is None or s.procedure != procedure:
+        if s is None or not _in(s, procedure):
             raise ValueError(f"unknown {procedure} strategy {name!r}; choose from {list(keys(procedure))}")
         out.append(s.key)
     return tuple(out)

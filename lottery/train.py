@@ -119,7 +119,7 @@ def _logits(net: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
     return out if isinstance(net, StackedTextCNN) else out.unsqueeze(0)
 
 
-def _float_masks(net: nn.Module, masks: Sequence[Mask]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def float_masks(net: nn.Module, masks: Sequence[Mask]) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(parameter, float mask) pairs to multiply after every optimizer step."""
     if isinstance(net, StackedTextCNN):
         return net.stack_masks(masks)
@@ -220,7 +220,7 @@ def train_models(models: Sequence[TextCNN], masks: Sequence[Mask], train: Encode
         for model, mask in zip(models, masks):
             apply_mask(model, mask)
         net = as_network(models).to(device)
-        float_masks = _float_masks(net, masks)
+        held = float_masks(net, masks)
         optimizer = make_optimizer(net, settings)
         generator = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)   # dropout
@@ -236,7 +236,7 @@ def train_models(models: Sequence[TextCNN], masks: Sequence[Mask], train: Encode
             net.train()
             for index in bucketed_batches(lengths, settings.batch_size, generator):
                 tokens, labels = collate(train, index, max_len, net.settings, net.pad_id)
-                masked_step(net, optimizer, float_masks, tokens.to(device, non_blocking=True),
+                masked_step(net, optimizer, held, tokens.to(device, non_blocking=True),
                             labels.to(device, non_blocking=True), amp)
                 if on_step is not None:
                     on_step(net)

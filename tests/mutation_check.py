@@ -65,6 +65,12 @@ MUTATIONS = {
  "l TICKET-REWIND resets to θ0": [("lottery/strategies.py", '    model.load_state_dict(starts["rewind"])', '    model.load_state_dict(starts["theta0"])')],
  "m rewind point one step late": [("lottery/procedures.py", "            if steps[0] == k:", "            if steps[0] == k + 1:")],
  "n rewind_iterations not hashed": [("lottery/config.py", "metadata=neutral(REWIND_DEFAULT))", "metadata=NOT_HASHED)")],
+ "p federated: mask not applied in local training": [("lottery/federated.py", "                masked_step(net, optimizer, masks,", "                masked_step(net, optimizer, [],")],
+ "q federated: TICKET-TARGET gets the server's mask": [("lottery/federated_runs.py", "domain = task.server if origin == \"server\" else task.clients_domain", "domain = task.server")],
+ "r federated: mask sent every round": [("lottery/federated.py", "first = comm_round == 1 and self.send_mask", "first = self.send_mask")],
+ "s federated: comm_rounds not in the run key": [("lottery/federated_runs.py", "\"federated\": {\"clients\": f.clients, \"comm_rounds\": f.comm_rounds,", "\"federated\": {\"clients\": f.clients,")],
+ "t federated: unweighted average": [("lottery/federated.py", "a.astype(np.float64) * (size / total)", "a.astype(np.float64) / len(updates)")],
+ "u federated: clients share one batch order": [("lottery/federated.py", "\"federated\", comm_round, client)", "\"federated\", comm_round)")],
  "o MASKS-REWIND from the target's θ_k": [("lottery/procedures.py", "starts = _starts(s, domain_data(s.data, s.vocab, self.source), src, theta0, seed,",
                                              "starts = _starts(s, data, TicketChain(s, self.target, seed, ()).run_dir(store), theta0, seed,")],
 }
@@ -81,7 +87,8 @@ for name, edits in MUTATIONS.items():
         assert text.count(old) >= 1, (name, path, old)
         open(f, "w").write(text.replace(old, new, 1))
     tests = (["tests/test_store.py"] if name.startswith("h") else
-             ["tests/test_data.py"] if name.startswith("j") else TESTS)
+             ["tests/test_data.py"] if name.startswith("j") else
+             ["tests/test_federated.py"] if "federated" in name else TESTS)
     mirror = os.environ.get("LOTTERY_DATA_MIRROR", str(Path(SRC).parent / "shared" / "data"))
     env = {**os.environ, "PYTHONPATH": MUT, "LOTTERY_DATA_MIRROR": mirror}
     proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
