@@ -293,21 +293,27 @@ def _run_transfer(args: argparse.Namespace) -> int:
 
     settings = _profile_settings(args)
     store = RunStore(args.runs)
-    pairs = None
-    if args.pairs:
-        pairs = []
-        for item in args.pairs:
-            source, sep, target = item.partition(":")
-            if not sep:
-                print(f"lottery: --pairs expects SOURCE:TARGET, got {item!r}", file=sys.stderr)
-                return 2
-            pairs.append((source, target))
+    pairs = parse_pairs(args.pairs, "SOURCE:TARGET")
 
     def go():
         use_dask(args.dask)
         df = run_transfer(settings, pairs, args.seeds, args.strategies, not args.quiet, args.workers, store)
         return _finish_run(args, df, store)
     return _engine_errors(go)
+
+
+def parse_pairs(items: list[str] | None, form: str) -> list[tuple[str, str]] | None:
+    """``--pairs A:B ...`` as pairs (None when not given); a malformed item exits (code 2)."""
+    if not items:
+        return None
+    pairs = []
+    for item in items:
+        a, sep, b = item.partition(":")
+        if not sep:
+            print(f"lottery: --pairs expects {form}, got {item!r}", file=sys.stderr)
+            raise SystemExit(2)
+        pairs.append((a, b))
+    return pairs
 
 
 @command

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
+import json
 
-from lottery.cli import _add_profile_args, _add_run_args, _engine_errors, _profile_settings, command
+from lottery.cli import (_add_profile_args, _add_run_args, _engine_errors, _profile_settings, command,
+                         parse_pairs)
 
 
 @command
@@ -26,17 +27,10 @@ def _run_federated(args: argparse.Namespace) -> int:
 
     settings = _profile_settings(args)
     store = RunStore(args.runs)
-    pairs = None
-    if args.pairs:
-        pairs = []
-        for item in args.pairs:
-            server, sep, clients = item.partition(":")
-            if not sep:
-                print(f"lottery: --pairs expects SERVER:CLIENTS, got {item!r}", file=sys.stderr)
-                return 2
-            pairs.append((server, clients))
+    pairs = parse_pairs(args.pairs, "SERVER:CLIENTS")
+    if pairs:
         settings = _profile_settings(argparse.Namespace(
-            profile=args.profile, set=(args.set or []) + [f"federated.pairs={_json(pairs)}"]))
+            profile=args.profile, set=(args.set or []) + [f"federated.pairs={json.dumps(pairs)}"]))
 
     def go() -> int:
         use_dask(args.dask)     # for ticket runs the store lacks
@@ -49,9 +43,3 @@ def _run_federated(args: argparse.Namespace) -> int:
         print(federated_report.key_points(results, federated_runs.history_frame(rows)).to_string())
         return 0
     return _engine_errors(go)
-
-
-def _json(value: object) -> str:
-    import json
-
-    return json.dumps(value)

@@ -165,7 +165,9 @@ class FederatedSettings:
     client, one upload and one average. ``strategies`` are rows of the strategy table.
     """
 
-    pairs: tuple[tuple[str, str], ...] = (("books", "electronics"),)   # (server, clients)
+    #: (server, clients) domain pairs; None: the first transfer pair, else the first two
+    #: domains (:func:`lottery.federated_runs.pairs_of`), so any domain list works
+    pairs: tuple[tuple[str, str], ...] | None = None
     clients: int = 4
     comm_rounds: int = 10
     local_epochs: int = 1
@@ -258,8 +260,9 @@ PROFILES: dict[str, ExperimentSettings] = {
         control_domains=("books",),
         transfer_pairs=PAPER_TRANSFER_PAIRS,
         transfer_rounds=(3, 5, 7),
-        # §7 simulated on one task (Books server, Electronics clients): 4 clients,
-        # 10 communication rounds of one local epoch, the transferred rounds' masks.
+        # §7 simulated on one task (the first transfer pair: Books server, Electronics
+        # clients): 4 clients, 10 communication rounds of one local epoch, the masks of
+        # the transferred rounds.
         federated=FederatedSettings(),
     ),
     # Seconds: two domains, tiny model, a few rounds. For CI and nbval.

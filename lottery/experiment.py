@@ -126,8 +126,11 @@ def _federated(f: config.FederatedSettings, dataset: str, domains: tuple[str, ..
                          f"got {f.rounds!r}")
     for r in f.rounds:
         _int("federated.rounds", r, 1)
-    pairs = []
-    for pair in f.pairs:
+    if f.pairs is None:     # derived where used (lottery.federated_runs.pairs_of)
+        pairs = None
+    else:
+        pairs = []
+    for pair in f.pairs or ():
         if isinstance(pair, str) or len(pair) != 2:
             raise ValueError(f"setting federated.pairs: {pair!r} is not a [server, clients] pair")
         (a,), (b,) = (_domains("federated.pairs", (x,), dataset, domains) for x in pair)
@@ -141,8 +144,8 @@ def _federated(f: config.FederatedSettings, dataset: str, domains: tuple[str, ..
         raise ValueError(f"setting federated.strategies: {exc}") from None
     if f.backend not in ("flower", "inline"):
         raise ValueError(f"setting federated.backend must be \"flower\" or \"inline\", got {f.backend!r}")
-    return replace(f, pairs=tuple(dict.fromkeys(pairs)), rounds=tuple(sorted(set(f.rounds))),
-                   strategies=keys)
+    return replace(f, pairs=None if pairs is None else tuple(dict.fromkeys(pairs)),
+                   rounds=tuple(sorted(set(f.rounds))), strategies=keys)
 
 
 def apply_overrides(settings: ExperimentSettings, changes: dict[str, Any] | None) -> ExperimentSettings:
@@ -175,11 +178,9 @@ def apply_overrides(settings: ExperimentSettings, changes: dict[str, Any] | None
         if "transfer_pairs" not in changes:
             out = replace(out, transfer_pairs=tuple(p for p in out.transfer_pairs
                                                     if p[0] in domains and p[1] in domains))
-        if "federated.pairs" not in changes:   # the profile's, else the first two domains
+        if "federated.pairs" not in changes and out.federated.pairs is not None:
             kept = tuple(p for p in out.federated.pairs if p[0] in domains and p[1] in domains)
-            if not kept and len(domains) >= 2:
-                kept = ((domains[0], domains[1]),)
-            out = replace(out, federated=replace(out.federated, pairs=kept))
+            out = replace(out, federated=replace(out.federated, pairs=kept or None))
         if "control_domains" not in changes and out.control_domains is not None:
             out = replace(out, control_domains=tuple(d for d in out.control_domains if d in domains))
     return resolve(out)

@@ -50,10 +50,21 @@ def mask_rounds(settings: ExperimentSettings, key: str) -> list[int]:
     return [r for r in settings.federated.rounds if r <= settings.prune.rounds]
 
 
+def pairs_of(settings: ExperimentSettings) -> tuple[tuple[str, str], ...]:
+    """The (server, clients) pairs: ``federated.pairs``, else the first transfer pair,
+    else the first two domains (none with a single domain)."""
+    if settings.federated.pairs is not None:
+        return settings.federated.pairs
+    if settings.transfer_pairs:
+        return settings.transfer_pairs[:1]
+    d = settings.data.domains
+    return ((d[0], d[1]),) if len(d) >= 2 else ()
+
+
 def tasks(settings: ExperimentSettings, pairs: Sequence[tuple[str, str]] | None = None,
           seeds: Sequence[int] | None = None) -> list[fed.Task]:
     f = settings.federated
-    return [fed.Task(a, b, seed, key, r) for a, b in (f.pairs if pairs is None else pairs)
+    return [fed.Task(a, b, seed, key, r) for a, b in (pairs_of(settings) if pairs is None else pairs)
             for seed in (settings.seeds if seeds is None else seeds)
             for key in f.strategies for r in mask_rounds(settings, key)]
 
@@ -194,7 +205,7 @@ def cost_text(run: Any, parameters: dict[str, Any], store: RunStore | None = Non
         new = chapters.chapter_settings(run.profile, **params)
     except ValueError as exc:   # e.g. a domain the page's profile does not have
         return f"not available with the {run.profile} profile ({exc})"
-    chosen = new.pairs if "pairs" in params else new.settings.federated.pairs
+    chosen = new.pairs if "pairs" in params else pairs_of(new.settings)
     todo = tasks(new.settings, chosen, new.seeds)
     missing = [t for t in todo if stored(new.settings, t, store) is None]
     if not missing:

@@ -215,7 +215,7 @@ def _select(settings: ExperimentSettings, domains: Sequence[str] | None, seeds: 
     data = settings.data if domains is None else replace(settings.data, domains=tuple(domains))
     return replace(settings, data=data, seeds=settings.seeds if seeds is None else tuple(seeds),
                    transfer_pairs=tuple(map(tuple, pairs or ())), control_domains=None,
-                   federated=replace(settings.federated, pairs=()))   # not part of this selection
+                   federated=replace(settings.federated, pairs=None))   # not part of this selection
 
 
 def _in(selected: Sequence[str], settings: ExperimentSettings) -> list[str]:

@@ -85,9 +85,15 @@ def test_settings_are_checked_and_name_the_setting():
     # other domains (e.g. a reader's own dataset): the profile's pair where it still
     # fits, else the first two domains; a pair the reader sets is checked as given
     s = experiment.from_profile("course", {"data.domains": ["electronics", "dvd"]})
-    assert s.federated.pairs == (("electronics", "dvd"),)
+    assert fr.pairs_of(s) == (("electronics", "dvd"),)
     s = experiment.from_profile("course", {"data.domains": ["books", "dvd", "electronics"]})
-    assert s.federated.pairs == (("books", "electronics"),)
+    assert fr.pairs_of(s) == (("books", "electronics"),)
+    s = experiment.from_profile("paper", {"data.domains": ["books", "dvd"]})   # explicit pairs, filtered
+    assert s.federated.pairs == (("books", "dvd"),) and fr.pairs_of(s) == (("books", "dvd"),)
+    one = experiment.from_profile("course")     # settings built by hand with one domain still resolve
+    one = experiment.resolve(dataclasses.replace(one, data=dataclasses.replace(one.data, domains=("books",)),
+                                                 transfer_pairs=()))
+    assert fr.pairs_of(one) == () and fr.tasks(one) == []
     with pytest.raises(ValueError, match="federated.pairs"):
         experiment.from_profile("course", {"data.domains": ["dvd", "music"],
                                            "federated.pairs": [["books", "dvd"]]})
@@ -218,8 +224,9 @@ def test_the_cli_runs_resumes_and_rejects_bad_input(smoke, capsys):
     assert "MASKS-RESET" in out and "MB in all" in out and "dense at the same MB" in out
     assert len(list(store.root.glob("federated-*/round_*/metrics.json"))) == 4
     assert cli.main(args) == 0                      # everything loaded from the store
-    assert cli.main(args[:-4] + ["--pairs", "books"]) == 2
-    assert "SERVER:CLIENTS" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(args[:-4] + ["--pairs", "books"])
+    assert exit_info.value.code == 2 and "SERVER:CLIENTS" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         cli.main(args + ["--set", "federated.clients=0"])
     assert exit_info.value.code == 2
