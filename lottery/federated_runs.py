@@ -14,7 +14,7 @@ from functools import lru_cache
 from typing import Any, Sequence
 
 import pandas as pd
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from lottery import federated as fed
 from lottery import procedures, runner

@@ -146,9 +146,10 @@ def run(settings: Any, tasks: Sequence[fed.Task], prepare: Callable[[fed.Task], 
             failure.append(exc)
 
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
-    quiet = logging.getLogger("flwr")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)
+    loggers = [logging.getLogger(name) for name in ("flwr", "ray")]   # the book shows errors only
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
     try:
         run_simulation(
             server_app=server, client_app=client_app(settings, client_side),
@@ -158,6 +159,7 @@ def run(settings: Any, tasks: Sequence[fed.Task], prepare: Callable[[fed.Task], 
                                           "logging_level": logging.ERROR, "log_to_driver": False,
                                           "include_dashboard": False}})
     finally:
-        quiet.setLevel(level)
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
     if failure:
         raise failure[0]
