@@ -22,7 +22,7 @@ from lottery import strategies as strat
 from lottery.config import ExperimentSettings
 from lottery.masks import apply_mask, full_mask, overall_sparsity
 from lottery.model import init_model
-from lottery.store import RunStore, load_tensors
+from lottery.store import RunStore, load_json, load_tensors
 
 TASK_COLUMNS = ["procedure", "strategy", "domain", "source", "target", "seed", "round", "sparsity",
                 "val_acc", "test_acc", "bytes", "bytes_down", "bytes_up", "seconds"]
@@ -70,10 +70,9 @@ def tasks(settings: ExperimentSettings, pairs: Sequence[tuple[str, str]] | None 
 
 
 def stored(settings: ExperimentSettings, task: fed.Task, store: RunStore) -> dict[str, Any] | None:
+    """A task's stored metrics, or None (a read: nothing is created in the store)."""
     path = store.path("federated", run_key(settings, task)) / step(task) / "metrics.json"
-    if not path.exists():
-        return None
-    return store.run("federated", run_key(settings, task)).metrics(step(task))
+    return load_json(path) if path.exists() else None
 
 
 # ------------------------------------------------------------------ both sides

@@ -15,6 +15,7 @@ run store before the next starts, so an interrupted run resumes.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from typing import Any, Callable, Sequence
@@ -34,11 +35,6 @@ def _records(arrays: fed.Arrays) -> Any:
 
 def _arrays(record: Any) -> fed.Arrays:
     return {n: record[n].numpy() for n in record.keys()}
-
-
-def _task_config(task: fed.Task) -> dict[str, Any]:
-    return {"server": task.server, "clients_domain": task.clients_domain, "seed": task.seed,
-            "strategy": task.strategy, "round": task.round}
 
 
 def client_app(settings: Any, client_side: Callable[..., tuple[fed.Arrays, int]]) -> Any:
@@ -137,7 +133,7 @@ def run(settings: Any, tasks: Sequence[fed.Task], prepare: Callable[[fed.Task], 
 
                 masked_fedavg(sim, f.clients).start(
                     grid=grid, initial_arrays=_records(fed.pack(sim.state, sim.mask)),
-                    num_rounds=f.comm_rounds, train_config=ConfigRecord(_task_config(task)),
+                    num_rounds=f.comm_rounds, train_config=ConfigRecord(dataclasses.asdict(task)),
                     evaluate_fn=evaluate_fn)
                 finish(sim)
                 if on_task:
