@@ -4,7 +4,7 @@
     python benchmarks/bench.py --quick    # < 2 min: 128 reviews, 1 seed, 1 round, 1 epoch
     python benchmarks/bench.py --tiny     # seconds: smoke-test sizes (tests/test_bench.py)
 
-Job: one domain (FDU-MTL books via ``lottery.procedures.domain_data``), paper-width model
+Job: one domain (FDU-MTL books via ``lottery.engine.jobs.domain_data``), paper-width model
 (ModelSettings() = 417/127/117, max_len 500), FULL-MODEL + TICKET-RESET + TICKET-RANDOM
 for R rounds, fixed epochs, no early stopping (patience None), so both paths do the same
 number of training and evaluation examples with the same seeds and inits.
@@ -12,7 +12,7 @@ number of training and evaluation examples with the same seeds and inits.
 * naive: one process with torch's default threads, every batch padded to max_len, random
   batches, masks via ``torch.nn.utils.prune.custom_from_mask``, default Adam, unsorted
   evaluation batches, one model at a time;
-* engine: ``lottery.runner.run_tickets`` (length bucketing, exact dynamic padding, mask
+* engine: ``lottery.engine.runner.run_tickets`` (length bucketing, exact dynamic padding, mask
   multiply after the step, fused Adam, sorted large-batch eval, single-threaded worker
   processes), writing into a throw-away run store.
 
@@ -47,12 +47,15 @@ from torch.nn.utils import prune
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lottery import config, procedures, runner, strategies  # noqa: E402
+from lottery import config
+from lottery.engine import jobs as procedures, runner
+from lottery.config import strategies  # noqa: E402
+from lottery.engine import starts  # noqa: E402
 from lottery.config import DataSettings, ExperimentSettings, ModelSettings, PruneSettings, TrainSettings, VocabSettings  # noqa: E402
-from lottery.masks import full_mask, magnitude_prune  # noqa: E402
-from lottery.model import TextCNN, dropout_noise, init_model  # noqa: E402
-from lottery.store import RunStore  # noqa: E402
-from lottery.train import accuracy, bucketed_batches, collate, make_optimizer, masked_step, train_masked  # noqa: E402
+from lottery.engine.masks import full_mask, magnitude_prune  # noqa: E402
+from lottery.engine.model import TextCNN, dropout_noise, init_model  # noqa: E402
+from lottery.engine.store import RunStore  # noqa: E402
+from lottery.engine.train import accuracy, bucketed_batches, collate, make_optimizer, masked_step, train_masked  # noqa: E402
 
 DOMAIN = "books"
 STRATEGIES = ("reset", "random")
@@ -266,15 +269,15 @@ def run_naive(settings: ExperimentSettings, splits) -> list[dict]:
     for seed in settings.seeds:
         theta0 = init_model(vocab.size, settings.model, seed, vocab.pad_id).state_dict()
         reference = full_mask(init_model(vocab.size, settings.model, seed, vocab.pad_id))
-        model = strategies.initial_model("full", {"theta0": theta0}, vocab.size, vocab.pad_id, settings.model, seed, 0)
-        val0, test0, w0 = naive_train(model, reference, padded, settings.train, strategies.derive_seed(seed, "round", 0))
+        model = starts.initial_model("full", {"theta0": theta0}, vocab.size, vocab.pad_id, settings.model, seed, 0)
+        val0, test0, w0 = naive_train(model, reference, padded, settings.train, starts.derive_seed(seed, "round", 0))
         rows.append({"seed": seed, "strategy": "FULL-MODEL", "round": 0, "val_acc": val0, "test_acc": test0})
         for strategy in settings.strategies:
             prev_mask, prev_w = reference, w0
             for r in range(1, settings.prune.rounds + 1):
                 mask = magnitude_prune(prev_mask, prev_w, settings.prune.prune_fraction_per_round)
-                model = strategies.initial_model(strategy, {"theta0": theta0}, vocab.size, vocab.pad_id, settings.model, seed, r)
-                v, t, w = naive_train(model, mask, padded, settings.train, strategies.derive_seed(seed, "round", r))
+                model = starts.initial_model(strategy, {"theta0": theta0}, vocab.size, vocab.pad_id, settings.model, seed, r)
+                v, t, w = naive_train(model, mask, padded, settings.train, starts.derive_seed(seed, "round", r))
                 rows.append({"seed": seed, "strategy": strategies.label(strategy), "round": r,
                              "val_acc": v, "test_acc": t})
                 prev_mask, prev_w = mask, w
@@ -488,7 +491,7 @@ def levers(settings: ExperimentSettings, splits, n_batches: int) -> dict:
                                    "two_processes_one_thread": two_proc}
 
     # Stacking K = 3 course-width models (the strategies of a round) vs 3 separate ones.
-    from lottery.stacked import StackedTextCNN
+    from lottery.engine.stacked import StackedTextCNN
     cm = config.get_profile("course").model
     cb = [(tok[:, :256 + 5], lab) for tok, lab in b_buck]
     seps = [init_model(vocab.size, cm, s, vocab.pad_id) for s in range(3)]
@@ -550,7 +553,7 @@ def main(argv=None) -> dict:
         load0 = os.getloadavg()[0]
         t = time.perf_counter()
         df = runner.run_tickets(settings, [DOMAIN], settings.seeds, list(settings.strategies),
-                                 progress=False, store=RunStore(root))
+                                progress=False, store=RunStore(root))
         engine_wall = time.perf_counter() - t
     df = df[["seed", "strategy", "round", "val_acc", "test_acc"]].copy()
     df.loc[df["round"] == 0, "strategy"] = "FULL-MODEL"           # round 0 is listed once per strategy

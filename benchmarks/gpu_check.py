@@ -3,11 +3,11 @@
     python benchmarks/gpu_check.py [--out FILE.json] [--seconds 20]
     python benchmarks/gpu_check.py --device cpu --tiny     # a seconds-long dry run (tests)
 
-For one model and for K models stacked into one network (``lottery.stacked``), in fp32
-(TF32 off), TF32 and bf16 autocast: the real training step (``lottery.train.masked_step``:
+For one model and for K models stacked into one network (``lottery.engine.stacked``), in fp32
+(TF32 off), TF32 and bf16 autocast: the real training step (``lottery.engine.train.masked_step``:
 Adam, then masks re-applied) on random token ids, batch 32, reviews of the paper
 profile's mean clipped length, timed for a fixed wall budget after a warm-up. Reported:
-steps/s, networks-examples/s, achieved FLOP/s (the dense FLOPs that ``lottery.plan``
+steps/s, networks-examples/s, achieved FLOP/s (the dense FLOPs that ``lottery.book.plan``
 counts) and that as a share of the card's stated peak; then the paper grid's FLOPs
 divided by the best achieved rate = projected GPU-hours (training only; evaluation
 passes are in the FLOP count, data handling is not).
@@ -26,10 +26,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lottery import config, plan  # noqa: E402
-from lottery.masks import full_mask  # noqa: E402
-from lottery.model import init_model  # noqa: E402
-from lottery.train import float_masks, as_network, make_optimizer, masked_step  # noqa: E402
+from lottery import config
+from lottery.book import plan  # noqa: E402
+from lottery.engine import cost
+from lottery.engine.masks import full_mask  # noqa: E402
+from lottery.engine.model import init_model  # noqa: E402
+from lottery.engine.train import float_masks, as_network, make_optimizer, masked_step  # noqa: E402
 
 #: Mean clipped review length (subword pieces) of the paper profile, measured by
 #: ``lottery plan paper`` on the project's CPU machine (the GPU machine has no data).
@@ -66,7 +68,7 @@ def throughput(s: config.ExperimentSettings, k: int, mode: str, device: str, tok
         sync()
         steps += 5
     elapsed = time.perf_counter() - start
-    flops_per_step = k * 3 * plan.forward_flops(s.model, tokens) * s.train.batch_size
+    flops_per_step = k * 3 * cost.forward_flops(s.model, tokens) * s.train.batch_size
     return {"k": k, "precision": mode, "steps_per_s": steps / elapsed,
             "examples_per_s": k * s.train.batch_size * steps / elapsed,
             "flops_per_s": flops_per_step * steps / elapsed}
@@ -86,8 +88,8 @@ def main(argv: list[str] | None = None) -> dict:
     paper = config.get_profile("paper")
     s = config.get_profile("smoke") if args.tiny else paper
     tokens = 32 if args.tiny else int(round(PAPER_TOKENS))
-    name = torch.cuda.get_device_name() if args.device.startswith("cuda") else plan.cpu_model()
-    card = args.gpu or next((g for g in plan.GPU_PEAK if g in name), None)
+    name = torch.cuda.get_device_name() if args.device.startswith("cuda") else cost.cpu_model()
+    card = args.gpu or next((g for g in cost.GPU_PEAK if g in name), None)
     rows = []
     for mode in ("fp32", "tf32", "bf16"):
         for k in args.k:
@@ -97,13 +99,13 @@ def main(argv: list[str] | None = None) -> dict:
                 r = {"k": k, "precision": mode, "error": "out of memory"}
                 torch.cuda.empty_cache()
             if card and "flops_per_s" in r:
-                peak = plan.GPU_PEAK[card]["fp32" if mode == "fp32" else mode]
+                peak = cost.GPU_PEAK[card]["fp32" if mode == "fp32" else mode]
                 r["share_of_peak"] = r["flops_per_s"] / peak
             rows.append(r)
             print(json.dumps(r), flush=True)
     best = max((r for r in rows if "flops_per_s" in r), key=lambda r: r["flops_per_s"])
     counts = plan.profile_networks(paper)
-    total = sum(counts.values()) * plan.flops_per_network(paper, PAPER_TOKENS)
+    total = sum(counts.values()) * cost.flops_per_network(paper, PAPER_TOKENS)
     result = {"device": name, "peak_table": card, "torch": torch.__version__,
               "model": "tiny (smoke)" if args.tiny else "paper width 417/127/117",
               "tokens_per_review": tokens, "rows": rows, "best": best,

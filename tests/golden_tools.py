@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 
 import nbformat
 
-from lottery import build, chapters
+from lottery.book import build, chapters
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN_DIR = REPO / "tests" / "golden"

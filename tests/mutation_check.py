@@ -72,7 +72,7 @@ MUTATIONS = {
  "t federated: unweighted average": [("lottery/federated.py", "a.astype(np.float64) * (size / total)", "a.astype(np.float64) / len(updates)")],
  "u federated: clients share one batch order": [("lottery/federated.py", "\"federated\", comm_round, client)", "\"federated\", comm_round)")],
  "o MASKS-REWIND from the target's θ_k": [("lottery/procedures.py", "starts = _starts(s, domain_data(s.data, s.vocab, self.source), src, theta0, seed,",
-                                             "starts = _starts(s, data, TicketChain(s, self.target, seed, ()).run_dir(store), theta0, seed,")],
+                                           "starts = _starts(s, data, TicketChain(s, self.target, seed, ()).run_dir(store), theta0, seed,")],
 }
 
 only = sys.argv[1:]

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from lottery import ablation, config, experiment
+from lottery import config
+from lottery.experiment import validate as experiment
+from lottery.stats import ablation
 from test_claims import noisy
 
 
@@ -51,7 +53,7 @@ def test_ablation_table_names_the_verdicts_a_departure_moves():
 
 def test_run_ablation_on_real_data(mirror):
     """A departure trains its own runs; the base is the profile's own (same rows)."""
-    from lottery import runner
+    from lottery.engine import runner
 
     s = experiment.resolve(config.override(config.get_profile("smoke"), **{
         "prune.rounds": 2, "train.max_epochs": 1, "seeds": (0, 1)}))

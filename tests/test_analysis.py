@@ -7,8 +7,8 @@ import math
 import pytest
 from scipy import stats
 
-from lottery import analysis
-from lottery.procedures import results_frame
+from lottery.engine.jobs import results_frame
+from lottery.stats import analysis
 from synthetic import tickets_frame, transfer_frame
 
 

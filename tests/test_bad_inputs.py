@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from lottery import cli
+from lottery.cli import app as cli
 
 
 def run(argv, capsys) -> tuple[int, str]:

@@ -15,11 +15,11 @@ import torch.nn.functional as F
 
 from lottery import config
 from lottery.config import ModelSettings, TrainSettings
-from lottery.masks import full_mask
-from lottery.model import init_model
-from lottery.stacked import StackedTextCNN
-from lottery.store import settings_hash
-from lottery.train import accuracy, train_masked, train_models
+from lottery.engine.masks import full_mask
+from lottery.engine.model import init_model
+from lottery.engine.stacked import StackedTextCNN
+from lottery.engine.store import settings_hash
+from lottery.engine.train import accuracy, train_masked, train_models
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_train import sparse_mask, splits  # noqa: E402
@@ -158,12 +158,12 @@ def test_cuda_training_end_to_end():
 
 
 def test_finer_jobs_on_two_workers_give_the_same_rows(mirror, tmp_path):
-    from lottery import runner
-    from lottery.store import RunStore
+    from lottery.engine import runner
+    from lottery.engine.store import RunStore
 
     s = config.override(config.get_profile("smoke"), **{"prune.rounds": 1, "train.max_epochs": 1})
     frames = [runner.run_tickets(s, ["books"], [0], ["reset", "random"], progress=False, workers=w,
-                                  store=RunStore(tmp_path / str(w))).drop(columns="seconds")
+                                 store=RunStore(tmp_path / str(w))).drop(columns="seconds")
               for w in (1, 2)]                                    # 2 workers: round 0, then 2 chains
     assert frames[0].equals(frames[1]) and len(frames[0]) == 4
 
@@ -191,7 +191,7 @@ def test_engine_forward_is_the_papers_forward():
 
 
 def test_dropout_noise_has_the_dropout_distribution():
-    from lottery.model import dropout_noise
+    from lottery.engine.model import dropout_noise
 
     torch.manual_seed(0)
     noise = dropout_noise((200, 50, 40), 0.285, "cpu", torch.float32)

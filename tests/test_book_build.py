@@ -24,7 +24,8 @@ import pytest
 
 import browser_probe
 from golden_tools import GOLDEN_DIR, SANITIZE_FILE
-from lottery import build, chapters
+from lottery.book import build, chapters, layout
+from lottery.experiment import selection
 
 pytestmark = [pytest.mark.book, pytest.mark.slow]
 
@@ -66,7 +67,7 @@ def test_smoke_book_builds_every_chapter(smoke_book):
         assert not errors, f"{name}: {errors[0]['ename']}: {errors[0]['evalue']}"
         injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
         assert injected and 'profile = "smoke"' in injected[0].source
-    timings = json.loads((root / "chapters" / build.TIMINGS_FILE).read_text())
+    timings = json.loads((root / "chapters" / layout.TIMINGS_FILE).read_text())
     assert set(timings) == set(chapters.EXECUTION_ORDER)
     assert smoke_book["seconds"] < 600
 
@@ -77,7 +78,7 @@ def test_glued_numbers_are_pasted_into_the_prose(smoke_book):
     assert pasted and all(p.strip() for p in pasted)
     from lottery import data
 
-    settings = chapters.chapter_settings("smoke").settings
+    settings = selection.chapter_settings("smoke").settings
     total = int(data.split_summary(settings.data)["n_reviews"].sum())
     assert f"{total:,}" in pasted
     verdict = _pages(smoke_book["root"])["verdict"].read_text()

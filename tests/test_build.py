@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lottery import build, chapters, cli
+from lottery.book import build, chapters, layout
+from lottery.cli import app as cli
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -44,24 +45,24 @@ def declarations(monkeypatch):
 
 # ------------------------------------------------------------------ the project
 def test_find_project_from_the_project_and_below(monkeypatch):
-    assert build.find_project(REPO) == REPO
-    assert build.find_project(REPO / "lottery") == REPO
-    assert build.find_project(REPO / "notebooks" / "03_tickets.md") == REPO
+    assert layout.find_project(REPO) == REPO
+    assert layout.find_project(REPO / "lottery") == REPO
+    assert layout.find_project(REPO / "notebooks" / "03_tickets.md") == REPO
     monkeypatch.chdir(REPO / "tests" / "golden")
-    assert build.find_project() == REPO
-    assert build.notebooks_dir() == REPO / "notebooks"
+    assert layout.find_project() == REPO
+    assert layout.notebooks_dir() == REPO / "notebooks"
 
 
 def test_find_project_elsewhere_says_what_it_looked_for(tmp_path, monkeypatch):
     (tmp_path / "_config.yml").write_text("")  # not enough: no _toc.yml, no notebooks/
-    with pytest.raises(build.ProjectNotFoundError) as err:
-        build.find_project(tmp_path / "sub")
+    with pytest.raises(layout.ProjectNotFoundError) as err:
+        layout.find_project(tmp_path / "sub")
     message = str(err.value)
     assert str(tmp_path / "sub") in message
     assert all(part in message for part in ("_config.yml", "_toc.yml", "notebooks/", "--project"))
     monkeypatch.chdir(tmp_path)
     with pytest.raises(FileNotFoundError):
-        build.find_project()
+        layout.find_project()
 
 
 # ------------------------------------------------------------------ building
@@ -77,8 +78,8 @@ def test_build_reads_each_parameters_cell_once(tmp_path, executed, declarations)
     # a parameter goes to the chapters that declare it, with the profile
     assert by_name["tickets"] == {"profile": "smoke", **params}
     assert by_name["data"] == {"profile": "smoke", "overrides": {"train.max_epochs": 1}}
-    assert all(out.parent == tmp_path / "book" / build.EXECUTED_SUBDIR for _, _, out in executed)
-    assert (tmp_path / "book" / build.EXECUTED_SUBDIR / build.TIMINGS_FILE).exists()
+    assert all(out.parent == tmp_path / "book" / layout.EXECUTED_SUBDIR for _, _, out in executed)
+    assert (tmp_path / "book" / layout.EXECUTED_SUBDIR / layout.TIMINGS_FILE).exists()
 
 
 def test_build_checks_every_chapter_before_running_any(tmp_path, executed):
@@ -94,13 +95,13 @@ def test_a_project_elsewhere_is_built_from_its_own_files(tmp_path, executed, dec
     """The library finds the project from the working directory, not from its own path."""
     project = tmp_path / "copy"
     shutil.copytree(REPO / "notebooks", project / "notebooks")
-    for name in (build.CONFIG_FILE, build.TOC_FILE):
+    for name in (layout.CONFIG_FILE, layout.TOC_FILE):
         shutil.copy2(REPO / name, project / name)
     (project / "notebooks" / "sub").mkdir()
     monkeypatch.chdir(project / "notebooks" / "sub")
     build.execute_chapter("data", "smoke", log=lambda _: None)
     assert executed == [("data", {"profile": "smoke"},
-                         project / build.BOOK_DIR / build.EXECUTED_SUBDIR / "data.ipynb")]
+                         project / layout.BOOK_DIR / layout.EXECUTED_SUBDIR / "data.ipynb")]
     assert declarations == Counter({"data": 1})
 
 
@@ -171,7 +172,7 @@ def test_cli_chapter_list(capsys, monkeypatch):
 
 
 def test_a_rerun_chapter_refreshes_the_intro_with_its_own_parameters(tmp_path, executed):
-    from lottery import pages
+    from lottery.book import pages
 
     assert build.refresh_intro(tmp_path, REPO, log=lambda _: None) is False   # no book yet
     (tmp_path / "intro.ipynb").write_text("{}")

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from lottery import build, chapters, config
+from lottery import config
+from lottery.book import chapters, layout
+from lottery.experiment import selection
 
-NOTEBOOKS = build.notebooks_dir(build.find_project(__file__))
+NOTEBOOKS = layout.notebooks_dir(layout.find_project(__file__))
 
 
 # ------------------------------------------------------------------ chapter settings
 def test_chapter_settings_defaults_follow_the_profile():
-    run = chapters.chapter_settings("smoke")
+    run = selection.chapter_settings("smoke")
     smoke = config.get_profile("smoke")
     assert run.settings == smoke
     assert run.domains == smoke.data.domains
@@ -22,8 +24,8 @@ def test_chapter_settings_defaults_follow_the_profile():
 
 
 def test_chapter_settings_overrides_and_selection():
-    run = chapters.chapter_settings("course", domains=["Books", "C"], seeds=[1], rounds=4,
-                                    max_epochs=2, overrides={"train.lr": 3e-4})
+    run = selection.chapter_settings("course", domains=["Books", "C"], seeds=[1], rounds=4,
+                                     max_epochs=2, overrides={"train.lr": 3e-4})
     assert run.domains == ("books", "music")  # paper names and Fig. 1 letters resolve
     assert run.seeds == (1,)
     assert run.settings.prune.rounds == 4
@@ -36,17 +38,17 @@ def test_chapter_settings_overrides_and_selection():
 
 
 def test_chapter_settings_adds_domains_outside_the_profile():
-    run = chapters.chapter_settings("smoke", domains=["dvd"])
+    run = selection.chapter_settings("smoke", domains=["dvd"])
     assert run.domains == ("dvd",)
     assert run.settings.data.domains == ("books", "electronics", "dvd")
 
 
 def test_p_sets_the_prune_fraction():
-    run = chapters.chapter_settings("smoke", p=0.35, rounds=2)
+    run = selection.chapter_settings("smoke", p=0.35, rounds=2)
     assert run.settings.prune.prune_fraction_per_round == 0.35
     assert run.sparsities[-1] == pytest.approx(1 - 0.65 ** 2)
     assert "p = 35% per round" in run.describe().loc["pruning", "value"]
-    assert chapters.chapter_settings("smoke", p=None).settings == config.get_profile("smoke")
+    assert selection.chapter_settings("smoke", p=None).settings == config.get_profile("smoke")
 
 
 @pytest.mark.parametrize("kwargs, name", [
@@ -72,7 +74,7 @@ def test_p_sets_the_prune_fraction():
 def test_chapter_settings_errors_name_the_parameter(kwargs, name):
     kwargs = {"profile": "smoke", **kwargs}
     with pytest.raises(ValueError, match=f"parameter '{name}'"):
-        chapters.chapter_settings(**kwargs)
+        selection.chapter_settings(**kwargs)
 
 
 # ------------------------------------------------------------------ chapters and parameters
@@ -113,7 +115,8 @@ def test_chapters_take_any_dataset_and_show_its_own_names(mirror, tmp_path):
     import json
     import shutil
 
-    from lottery import data, labels
+    from lottery import data
+    from lottery.experiment import labels
 
     shutil.copy(mirror / "format-samples/mcauley2014/Books_small.json", tmp_path / "b.json")
     spec = tmp_path / "mine.json"
@@ -121,16 +124,16 @@ def test_chapters_take_any_dataset_and_show_its_own_names(mirror, tmp_path):
                                 "domains": {"dvd": ["b.json"],
                                             "gadgets": {"files": ["b.json"], "name": "Gadgets"}}}))
     try:
-        run = chapters.chapter_settings("course", dataset=str(spec))
+        run = selection.chapter_settings("course", dataset=str(spec))
         assert run.domains == ("dvd", "gadgets") and run.pairs == ()
         assert run.settings.control_domains == ()
         assert labels.display_name("dvd") == "dvd" and labels.display_name("gadgets") == "Gadgets"
-        assert chapters.chapter_settings("course", dataset=str(spec), domains=["Gadgets"]).domains \
+        assert selection.chapter_settings("course", dataset=str(spec), domains=["Gadgets"]).domains \
             == ("gadgets",)
         with pytest.raises(ValueError, match="parameter 'dataset'"):
-            chapters.chapter_settings("course", dataset=str(tmp_path / "none.json"))
+            selection.chapter_settings("course", dataset=str(tmp_path / "none.json"))
         with pytest.raises(ValueError, match="unknown domain 'books'"):
-            chapters.chapter_settings("course", dataset=str(spec), domains=["books"])
+            selection.chapter_settings("course", dataset=str(spec), domains=["books"])
     finally:
         data.use_display_names("fdu-mtl")
     assert labels.display_name("dvd") == "Movies"

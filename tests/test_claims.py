@@ -8,8 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lottery import chapters, claims, config, inference
-from lottery.inference import Interval
+from lottery import config
+from lottery.experiment import selection
+from lottery.stats import claims, inference
+from lottery.stats.inference import Interval
 from synthetic import jsd_frame, tickets_frame, transfer_frame
 
 C2 = "2. TICKET-RESET beats FULL-MODEL at 0–90% sparsity (Fig. 3)"
@@ -100,10 +102,10 @@ def test_phase_transition_is_a_difference_of_gaps():
 
 
 def test_claims_verdicts_on_the_synthetic_frames():
-    run = chapters.chapter_settings("smoke", rounds=3)
+    run = selection.chapter_settings("smoke", rounds=3)
     verdicts = claims.claims(tickets_frame(), transfer_frame(), None, run)
     assert set(verdicts["verdict"]) <= set(claims.VERDICTS) | {v for v in verdicts["verdict"]
-                                                              if v.startswith("not tested")}
+                                                               if v.startswith("not tested")}
     assert verdicts.loc[C2, "verdict"] == claims.REPRODUCED      # +1 pt per round, tiny noise
     assert verdicts.loc[C4, "verdict"] == claims.NOT             # 3 pts apart per round
     assert verdicts.loc[C5, "verdict"].startswith("not tested")  # 3 rounds reach 73%
@@ -115,13 +117,13 @@ def test_claims_verdicts_on_the_synthetic_frames():
         counts[k] for k in ("n_reproduced", "n_partly", "n_not_reproduced", "n_inconclusive",
                             "n_untested"))
     deep = claims.claims(tickets_frame(rounds=9), transfer_frame(rounds=9, noise=0.002), None,
-                         chapters.chapter_settings("smoke"))
+                         selection.chapter_settings("smoke"))
     assert not deep.loc[C5, "verdict"].startswith("not tested")
     assert deep.loc[C8, "verdict"] in (claims.REPRODUCED, claims.PARTLY)
 
 
 def test_claims_without_pairs_skip_the_transfer_claims():
-    run = chapters.chapter_settings("smoke", pairs=[])
+    run = selection.chapter_settings("smoke", pairs=[])
     verdicts = claims.claims(tickets_frame(), transfer_frame(), None, run)
     assert not any("Fig. 4" in c for c in verdicts.index)
 
@@ -130,7 +132,7 @@ def test_claims_jsd_verdict():
     names = ["books", "electronics", "dvd", "music", "kitchen_housewares"]
     jsd = jsd_frame({frozenset(("electronics", "kitchen_housewares")): 1.0,
                      frozenset(("music", "kitchen_housewares")): 50.0}, names)
-    run = chapters.chapter_settings("course")
+    run = selection.chapter_settings("course")
     name = "1. Domain similarity (Fig. 1)"
     verdicts = claims.claims(tickets_frame(), None, jsd, run)
     assert verdicts.loc[name, "verdict"] == claims.REPRODUCED
@@ -168,11 +170,12 @@ def test_rank_correlation_and_transfer_vs_divergence():
 
 def test_claims_cli_json(tmp_path, monkeypatch, capsys):
     """`lottery claims --json` prints every claim with the fields scripts rely on."""
-    from lottery import cli, runner
+    from lottery.cli import app as cli
+    from lottery.engine import runner
 
     monkeypatch.setattr(runner, "run_tickets", lambda *a, **k: tickets_frame(rounds=9))
     monkeypatch.setattr(runner, "run_transfer", lambda *a, **k: transfer_frame(rounds=9))
-    from lottery import divergence
+    from lottery.stats import divergence
     monkeypatch.setattr(divergence, "jsd_matrix", lambda *a, **k: jsd_frame({}, ["books", "electronics"]))
     assert cli.main(["claims", "--profile", "smoke", "--json", "--quiet"]) == 0
     out = json.loads(capsys.readouterr().out)

@@ -16,8 +16,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lottery import chapters, cluster, runner
-from lottery.store import KILL_ENV, RunStore
+
+from lottery.engine import cluster, runner
+from lottery.engine.store import RunStore, KILL_ENV
+from lottery.experiment import selection
 
 pytestmark = pytest.mark.slow
 
@@ -79,7 +81,7 @@ def dask_processes(tmp_path, mirror):
 
 
 def _grid(executor, store: RunStore, workers: int | None = None) -> pd.DataFrame:
-    run = chapters.chapter_settings("smoke")
+    run = selection.chapter_settings("smoke")
     found = runner.run_tickets(run.settings, progress=False, store=store, executor=executor,
                                workers=workers)
     moved = runner.run_transfer(run.settings, progress=False, store=store, executor=executor,
@@ -94,7 +96,7 @@ def process_pool_grid(tmp_path_factory, mirror):
 
 
 def test_the_smoke_grid_on_dask_workers_equals_the_process_pool(dask_processes, tmp_path,
-                                                               process_pool_grid):
+                                                                process_pool_grid):
     dask_processes.worker("a")
     dask_processes.worker("b")
     client = dask_processes.client(2)
@@ -104,7 +106,7 @@ def test_the_smoke_grid_on_dask_workers_equals_the_process_pool(dask_processes, 
         pd.testing.assert_frame_equal(got, process_pool_grid)
         # both workers trained, and the tasks are keyed by run folder + steps: the same
         # chain submitted again has the same key (Dask computes a key once)
-        run = chapters.chapter_settings("smoke")
+        run = selection.chapter_settings("smoke")
         jobs = runner.ticket_jobs(run.settings, run.domains, run.seeds, run.settings.strategies, 1)[0]
         keys = [cluster.task_key(j, store) for j in jobs]
         assert len(set(keys)) == len(keys) and keys == [cluster.task_key(j, store) for j in jobs]

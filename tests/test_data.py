@@ -278,8 +278,8 @@ def test_user_data_runs_are_keyed_by_file_content(mirror, tmp_path):
     """A changed file is a new run; the same bytes again are the old run; a missing file
     is an error even though its runs exist; digests are cached by size and mtime."""
     from lottery.data import fingerprint
-    from lottery.procedures import ticket_key
-    from lottery.store import RunStore
+    from lottery.engine.jobs import ticket_key
+    from lottery.engine.store import RunStore
 
     spec, target = tmp_path / "mine.json", tmp_path / "e.json"
     electronics = mirror / "format-samples/mcauley2014/Electronics_small.json"

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import jensenshannon
 
-from lottery import cli, config
-from lottery.divergence import (extreme_pairs, jsd, jsd_matrix, kl, to_square,
-                                unigram_distributions)
-from lottery.vocab import shared_vocab
+from lottery import config
+from lottery.cli import app as cli
+from lottery.stats.divergence import (extreme_pairs, jsd, jsd_matrix, kl, to_square,
+                                      unigram_distributions)
+from lottery.data.vocab import shared_vocab
 
 DATA = config.DataSettings(domains=("books", "dvd", "electronics"), n_train=200, n_val=100,
                            n_test=100)

@@ -10,12 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from lottery import experiment
-from lottery import federated as fed
-from lottery import federated_runs as fr
-from lottery.masks import full_mask
-from lottery.model import init_model
 from lottery.config import ModelSettings
+from lottery.engine.masks import full_mask
+from lottery.engine.model import init_model
+from lottery.experiment import validate as experiment
+from lottery.federated import jobs as fr, protocol as fed
 
 
 def _model_and_mask(density: float, seed: int = 0):
@@ -115,8 +114,8 @@ def test_the_run_key_has_the_protocol_but_not_the_backend():
 @pytest.fixture(scope="module")
 def smoke(mirror, tmp_path_factory):
     """Smoke settings for one seed and one mask round, with stored TICKET-RESET runs."""
-    from lottery import runner
-    from lottery.store import RunStore
+    from lottery.engine import runner
+    from lottery.engine.store import RunStore
 
     s = experiment.from_profile("smoke", {"seeds": [0], "federated.rounds": [3],
                                           "federated.backend": "inline"})
@@ -129,7 +128,7 @@ def _copy_tickets(root, dest):
     dest.mkdir(parents=True)
     for d in root.glob("tickets-*"):
         shutil.copytree(d, dest / d.name)
-    from lottery.store import RunStore
+    from lottery.engine.store import RunStore
     return RunStore(dest)
 
 
@@ -143,7 +142,7 @@ def _stored(store):
 
 
 def test_conditions_take_their_masks_from_the_right_ticket_runs(smoke):
-    from lottery import procedures
+    from lottery.engine import jobs as procedures
 
     s, root = smoke
     store = _copy_tickets(root, root.parent / "masks")
@@ -213,7 +212,7 @@ def test_flower_backend_stores_exactly_what_the_inline_backend_stores(smoke):
 
 
 def test_the_cli_runs_resumes_and_rejects_bad_input(smoke, capsys):
-    from lottery import cli
+    from lottery.cli import app as cli
 
     s, root = smoke
     store = _copy_tickets(root, root.parent / "cli")

@@ -9,9 +9,9 @@ import nbformat
 import pytest
 
 from golden_tools import GOLDEN_DIR, IGNORE_TAG, REPO, golden_copy
-from lottery import build, chapters
+from lottery.book import chapters, layout
 
-NOTEBOOKS = build.notebooks_dir(REPO)
+NOTEBOOKS = layout.notebooks_dir(REPO)
 REGENERATE = "python tests/golden_tools.py"
 
 

@@ -16,9 +16,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_train import SMALL, sparse_mask, splits  # noqa: E402
 
 from lottery.config import TrainSettings  # noqa: E402
-from lottery.masks import full_mask, magnitude_prune, nested  # noqa: E402
-from lottery.model import init_model  # noqa: E402
-from lottery.train import train_masked, train_models  # noqa: E402
+from lottery.engine.masks import full_mask, magnitude_prune, nested  # noqa: E402
+from lottery.engine.model import init_model  # noqa: E402
+from lottery.engine.train import train_masked, train_models  # noqa: E402
 
 try:
     import pytest

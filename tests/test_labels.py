@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from lottery import labels
+from lottery.experiment import labels
 
 
 @pytest.mark.parametrize("s, text", [

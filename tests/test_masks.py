@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from lottery.config import ModelSettings, rounds_to_reach, sparsity_after
-from lottery.masks import (full_mask, keep_count, magnitude_prune, mask_counts, nested, overall_sparsity,
-                           random_mask_like, random_prune)
-from lottery.model import init_model
+from lottery.engine.masks import (full_mask, keep_count, magnitude_prune, mask_counts, nested, overall_sparsity,
+                                  random_mask_like, random_prune)
+from lottery.engine.model import init_model
 
 SMALL = ModelSettings(embed_dim=16, channels=8, hidden=8)
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lottery.config import ModelSettings
-from lottery.model import TextCNN, count_parameters, he_uniform_bound, init_model, pad_length
+from lottery.engine.model import TextCNN, count_parameters, he_uniform_bound, init_model, pad_length
 
 PAPER = ModelSettings()
 

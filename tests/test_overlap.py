@@ -1,4 +1,4 @@
-"""Mask overlap (lottery.overlap): Jaccard against its chance level, on masks whose
+"""Mask overlap (lottery.stats.overlap): Jaccard against its chance level, on masks whose
 overlap is known, and on stored masks of a real (smoke) ticket run."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lottery import overlap
+from lottery.stats import overlap
 
 
 def _random_mask(n: int, k: int, seed: int) -> torch.Tensor:
@@ -42,10 +42,11 @@ def test_the_reference_sets_the_layer_size():
 
 
 def test_overlaps_of_stored_smoke_masks(mirror, tmp_path):
-    from lottery import chapters, runner
-    from lottery.store import RunStore
+    from lottery.engine import runner
+    from lottery.engine.store import RunStore
+    from lottery.experiment import selection
 
-    run = chapters.chapter_settings("smoke")
+    run = selection.chapter_settings("smoke")
     store = RunStore(tmp_path / "runs")
     runner.run_tickets(run.settings, progress=False, workers=1, store=store, strategies=["reset"])
     df = overlap.overlaps(run.settings, run.domains, run.seeds, [1, 2], store)

@@ -8,7 +8,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from lottery import build, chapters, config, pages
+from lottery import config
+from lottery.book import build, chapters, layout, pages
+from lottery.experiment import selection
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -19,7 +21,7 @@ def _html(obj) -> str:
 
 # ------------------------------------------------------------------ stamps
 def test_a_page_stamp_names_its_profile_and_parameters(tmp_path):
-    run = chapters.chapter_settings("smoke")
+    run = selection.chapter_settings("smoke")
     pages.write_parameters(tmp_path, "tickets", "smoke", {"rounds": None, "seeds": [0, 1]})
     box = _html(pages.stamp("tickets", run, tmp_path))
     assert "profile <strong>smoke</strong>" in box and "seeds=[0, 1]" in box
@@ -28,8 +30,8 @@ def test_a_page_stamp_names_its_profile_and_parameters(tmp_path):
 
 
 def test_pages_executed_with_other_settings_are_named(tmp_path):
-    book = chapters.chapter_settings("smoke")
-    other = chapters.chapter_settings("smoke", rounds=1)
+    book = selection.chapter_settings("smoke")
+    other = selection.chapter_settings("smoke", rounds=1)
     pages.stamp("intro", book, tmp_path)
     pages.stamp("phase", book, tmp_path)
     box = _html(pages.stamp("tickets", other, tmp_path))
@@ -43,14 +45,14 @@ def test_pages_executed_with_other_settings_are_named(tmp_path):
 
 
 def test_a_full_build_clears_the_stamps_it_replaces(tmp_path):
-    pages.stamp("tickets", chapters.chapter_settings("smoke", rounds=1), tmp_path)
+    pages.stamp("tickets", selection.chapter_settings("smoke", rounds=1), tmp_path)
     pages.write_parameters(tmp_path, "tickets", "smoke", {"rounds": 1})
     pages.clear(tmp_path, ["tickets"])
     assert pages.read_stamps(tmp_path) == {} and pages.parameters_of("tickets", tmp_path) is None
 
 
 def test_compute_is_recorded_per_chapter_in_the_run_store(tmp_path):
-    run = chapters.chapter_settings("smoke")
+    run = selection.chapter_settings("smoke")
     rows = pd.DataFrame({"procedure": "tickets", "strategy": ["TICKET-RESET"] * 3 + ["TICKET-RANDOM"] * 3,
                          "domain": "books", "seed": 0, "round": [0, 1, 2] * 2,
                          "seconds": [10.0, 5.0, 5.0] * 2})
@@ -60,15 +62,15 @@ def test_compute_is_recorded_per_chapter_in_the_run_store(tmp_path):
     assert table.loc["tickets", "networks"] == 5
     assert table.loc["tickets", "training compute (min, from the run store)"] == 0.5
     assert table.loc["tickets", "executed in this build (s)"] == 2.5
-    assert pages.compute_table(chapters.chapter_settings("smoke", rounds=1)).empty
+    assert pages.compute_table(selection.chapter_settings("smoke", rounds=1)).empty
 
 
 def test_the_method_is_shown_from_the_library_source():
-    from lottery import masks, train
+    from lottery.engine import masks, train
 
     text = pages.show_source(masks.magnitude_prune, train.masked_step).data
     assert "def magnitude_prune(" in text and "keep_count(" in text
-    assert "p.mul_(m)" in text and "lottery.train.masked_step" in text
+    assert "p.mul_(m)" in text and "lottery.engine.train.masked_step" in text
 
 
 # ------------------------------------------------------------------ cache and config
@@ -81,20 +83,20 @@ def test_the_cache_is_the_projects_inside_it(monkeypatch, tmp_path):
 
 
 def _project_copy(tmp_path: Path, url: str) -> Path:
-    for name in (build.CONFIG_FILE, build.TOC_FILE):
+    for name in (layout.CONFIG_FILE, layout.TOC_FILE):
         (tmp_path / name).write_text((REPO / name).read_text())
     (tmp_path / "notebooks").mkdir()
-    cfg = yaml.safe_load((tmp_path / build.CONFIG_FILE).read_text())
+    cfg = yaml.safe_load((tmp_path / layout.CONFIG_FILE).read_text())
     cfg["repository"]["url"] = url
-    (tmp_path / build.CONFIG_FILE).write_text(yaml.safe_dump(cfg))
+    (tmp_path / layout.CONFIG_FILE).write_text(yaml.safe_dump(cfg))
     return tmp_path
 
 
 def test_without_a_repository_url_the_config_is_used_as_is(tmp_path):
     project = _project_copy(tmp_path, "")
-    assert build.book_config(project, tmp_path) == project / build.CONFIG_FILE
+    assert build.book_config(project, tmp_path) == project / layout.CONFIG_FILE
     assert build.package_source(project) == ""
-    shipped = yaml.safe_load((REPO / build.CONFIG_FILE).read_text())
+    shipped = yaml.safe_load((REPO / layout.CONFIG_FILE).read_text())
     assert "url" in shipped["repository"]
 
 

@@ -1,4 +1,4 @@
-"""lottery.plan and `lottery plan`: exercise costs counted exactly against the run
+"""lottery.book.plan and `lottery plan`: exercise costs counted exactly against the run
 store, the work and FLOP model, the profile grid's size, and the GPU check's dry run."""
 
 from __future__ import annotations
@@ -9,15 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from lottery import chapters, cli, config, plan
+from lottery import config
+from lottery.book import plan
+from lottery.cli import app as cli
+from lottery.engine import cost
+from lottery.experiment import selection
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def test_exercise_costs_count_exactly_what_the_store_lacks(mirror, tmp_path):
-    from lottery.store import RunStore
+    from lottery.engine.store import RunStore
 
-    run = chapters.chapter_settings("smoke")
+    run = selection.chapter_settings("smoke")
     store = RunStore(tmp_path / "runs")
     s = run.settings
     per_chain = 1 + len(s.strategies) * s.prune.rounds   # round 0 shared by the strategies
@@ -26,7 +30,7 @@ def test_exercise_costs_count_exactly_what_the_store_lacks(mirror, tmp_path):
     assert "no stored network" in c.text()
     c = plan.cost(run, "tickets", {"domains": ["books"], "seeds": [0]}, reference=(2.0, 1.0),
                   store=store)
-    assert c.seconds == pytest.approx(2.0 * per_chain * plan.work_per_network(run.settings))
+    assert c.seconds == pytest.approx(2.0 * per_chain * cost.work_per_network(run.settings))
     assert not (tmp_path / "runs").exists()     # a plan creates nothing in the store
     assert plan.cost(run, "data", {}, store=store).text().startswith("no network training")
     more = plan.cost(run, "tickets", {"domains": ["books"], "seeds": [0], "rounds": s.prune.rounds + 1},
@@ -35,17 +39,17 @@ def test_exercise_costs_count_exactly_what_the_store_lacks(mirror, tmp_path):
 
 
 def test_the_work_estimate_scales_with_examples_epochs_and_length():
-    from lottery import experiment
+    from lottery.experiment import validate as experiment
 
     base = config.get_profile("course")
     twice = experiment.apply_overrides(base, {"train.max_epochs": base.train.max_epochs * 2})
     longer = experiment.apply_overrides(base, {"vocab.max_len": base.vocab.max_len * 2})
-    assert plan.work_per_network(twice) == 2 * plan.work_per_network(base)
-    assert plan.work_per_network(longer) == 2 * plan.work_per_network(base)
+    assert cost.work_per_network(twice) == 2 * cost.work_per_network(base)
+    assert cost.work_per_network(longer) == 2 * cost.work_per_network(base)
 
 
 def test_the_paper_grid_is_counted_from_the_chains():
-    from lottery import strategies as strat
+    from lottery.config import strategies as strat
 
     p = config.get_profile("paper")
     counts = plan.profile_networks(p)
@@ -63,12 +67,12 @@ def test_the_paper_grid_is_counted_from_the_chains():
 
 def test_flops_per_network_follow_the_model():
     s = config.get_profile("paper")
-    f = plan.flops_per_network(s, 100.0)
+    f = cost.flops_per_network(s, 100.0)
     m = s.model
     conv = 2 * m.embed_dim * m.channels * sum(m.kernel_heights) * 100.0
     assert conv * 3 * s.data.n_train * s.train.max_epochs < f < 1.1 * conv * (
         3 * s.data.n_train + s.data.n_val + s.data.n_test) * s.train.max_epochs
-    assert plan.flops_per_network(s, 200.0) == pytest.approx(2 * f, rel=1e-3)
+    assert cost.flops_per_network(s, 200.0) == pytest.approx(2 * f, rel=1e-3)
 
 
 def test_lottery_plan_prints_trainings_flops_and_projections(capsys, mirror):

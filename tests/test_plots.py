@@ -8,7 +8,11 @@ import altair as alt
 import pandas as pd
 import pytest
 
-from lottery import analysis, config, labels, plots, strategies
+from lottery import config
+from lottery.book import plots
+from lottery.config import strategies
+from lottery.experiment import labels
+from lottery.stats import analysis
 from synthetic import tickets_frame
 
 

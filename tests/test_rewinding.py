@@ -1,10 +1,10 @@
-"""The rewinding analysis (lottery.rewinding) on synthetic results with known effects."""
+"""The rewinding analysis (lottery.stats.rewinding) on synthetic results with known effects."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from lottery import rewinding
+from lottery.stats import rewinding
 from synthetic import tickets_frame
 
 

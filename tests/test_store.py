@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from lottery import config
-from lottery.store import RunStore, canonical, load_tensors, settings_hash
-from lottery.procedures import ticket_key
+from lottery.engine.jobs import ticket_key
+from lottery.engine.store import RunStore, canonical, load_tensors, settings_hash
 
 
 def test_pinned_hash_of_the_paper_ticket_run():

@@ -13,9 +13,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from lottery import config, experiment, procedures, runner, strategies
-from lottery.procedures import TicketChain, TransferChain, ticket_key
-from lottery.store import KILL_ENV, RunStore, load_tensors
+from lottery import config
+from lottery.config import strategies
+from lottery.engine import jobs as procedures, runner, starts as start_fns
+from lottery.engine.jobs import TicketChain, TransferChain, ticket_key
+from lottery.engine.store import RunStore, KILL_ENV, load_tensors
+from lottery.experiment import validate as experiment
 
 REPO = Path(__file__).resolve().parents[1]
 #: p = 0.35 (the paper's) so keep counts are odd and rounding matters; 2 rounds, 1 epoch.
@@ -189,7 +192,7 @@ def test_invalid_settings_give_clear_errors(mirror, tmp_path):
 
 def test_domain_aliases_resolve_once_to_the_same_runs(mirror):
     a = experiment.resolve(config.override(SETTINGS, **{"data.domains": ["B", "Electronics"],
-                                                       "transfer_pairs": [["B", "E"]]}))
+                                                        "transfer_pairs": [["B", "E"]]}))
     assert a.data.domains == ("books", "electronics") and a.transfer_pairs == (("books", "electronics"),)
     assert ticket_key(a, "books", 0) == ticket_key(SETTINGS, "books", 0)
 
@@ -244,7 +247,7 @@ def test_the_training_sets_its_own_thread_count(mirror, tmp_path):
 
 
 def _cli(store):
-    return [sys.executable, "-m", "lottery.cli", "tickets", "--profile", "smoke", "--set", "prune.rounds=3",
+    return [sys.executable, "-m", "lottery.cli.app", "tickets", "--profile", "smoke", "--set", "prune.rounds=3",
             "--domains", "books", "--seeds", "0", "--strategies", "reset", "random", "--workers", "1",
             "--quiet", "--runs", str(store)]
 
@@ -301,9 +304,9 @@ def test_strategy_table_drives_the_engine():
     labels = [s.label for s in strategies.STRATEGIES]
     assert len(set(labels)) == len(labels)
     for s in strategies.STRATEGIES:
-        assert s.init in strategies.INITS
+        assert s.init in start_fns.INITS
         if s.procedure == "tickets":
-            assert s.mask in strategies.MASKS
+            assert s.mask in start_fns.MASKS
     assert strategies.keys("tickets") == ("reset", "random", "random_pruning", "rewind")
     assert strategies.keys("transfer") == ("masks_reset", "masks_random", "masks_rewind")
 
@@ -345,7 +348,7 @@ def test_rewind_starts_from_theta_k_the_weights_after_k_steps_of_round_0(mirror,
 
 
 def test_rewinding_past_round_0_is_refused_and_the_default_keeps_old_hashes(mirror, tmp_path):
-    from lottery.store import canonical
+    from lottery.engine.store import canonical
 
     assert "rewind_iterations" not in canonical(config.get_profile("course").prune)
     assert canonical(REWIND.prune)["rewind_iterations"] == 3

@@ -3,9 +3,9 @@
 import torch
 
 from lottery.config import ModelSettings, TrainSettings
-from lottery.masks import apply_mask, full_mask, magnitude_prune
-from lottery.model import init_model
-from lottery.train import EncodedSplit, accuracy, bucketed_batches, train_masked
+from lottery.engine.masks import apply_mask, full_mask, magnitude_prune
+from lottery.engine.model import init_model
+from lottery.engine.train import EncodedSplit, accuracy, bucketed_batches, train_masked
 
 SMALL = ModelSettings(embed_dim=16, channels=8, hidden=8)
 

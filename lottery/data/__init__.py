@@ -8,7 +8,7 @@ The public API the rest of the project uses:
 - the errors (:class:`DataError` and its subclasses) that the CLI turns into one line
 """
 
-from lottery.data.download import MIRROR_ENV, data_root, ensure_files
+from lottery.data.download import data_root, ensure_files, MIRROR_ENV
 from lottery.data.errors import (DataError, DataFormatError, DataSettingsError,
                                  DataUnavailableError, NotEnoughReviewsError,
                                  UnknownDomainError)

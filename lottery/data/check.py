@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from lottery import config
+from lottery.data.download import ensure_files
 from lottery.data.fingerprint import file_digest
 from lottery.data.readers import ReadReport, read_reviews
 from lottery.data.registry import get_dataset, resolve_domain
-from lottery.data.splits import LABEL_NAMES, TINY_PER_CLASS, _per_class, normalise
+from lottery.data.splits import _per_class, LABEL_NAMES, normalise, TINY_PER_CLASS
 
 
 @dataclass
@@ -38,7 +39,6 @@ class DomainCheck:
 def check_domain(data: config.DataSettings, domain: str) -> DomainCheck:
     spec = get_dataset(data.dataset)
     canonical = resolve_domain(domain, data.dataset)
-    from lottery.data.download import ensure_files
 
     paths = ensure_files(spec, spec.files[canonical])
     report = ReadReport()

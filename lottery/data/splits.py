@@ -30,7 +30,7 @@ from itertools import chain
 import pandas as pd
 
 from lottery import config
-from lottery.data.download import MIRROR_ENV, ensure_files
+from lottery.data.download import ensure_files, MIRROR_ENV
 from lottery.data.errors import DataSettingsError, NotEnoughReviewsError
 from lottery.data.fingerprint import data_fingerprint
 from lottery.data.readers import DataWarning, OnError, ReadReport, Review, read_reviews
@@ -76,7 +76,7 @@ def _per_class(data: config.DataSettings) -> tuple[int, int, int]:
     for name, n in zip(SPLITS, sizes):
         if n < 0 or n % 2:
             raise DataSettingsError(f"data.n_{name} must be a non-negative even number (half of it "
-                             f"per class, for balance), got {n}")
+                                    f"per class, for balance), got {n}")
     return data.n_train // 2, data.n_val // 2, data.n_test // 2
 
 

@@ -1,0 +1,207 @@
+"""What a run costs before it runs: networks to train, and an estimate of the time.
+
+The count is exact: it enumerates the chains the runner would run (the same
+:func:`lottery.engine.runner.ticket_jobs` and :class:`~lottery.engine.jobs.TransferChain`) and
+asks the run store which of their rounds exist. The time is an estimate: the mean
+training time of networks already in the store (the ``seconds`` each stored round
+recorded on the machine that trained it), scaled by the work per network relative to
+them — training examples × epochs × review length × convolution size, the terms that
+dominate a text CNN's training FLOPs. Early stopping and another machine make the real
+time differ; the estimate says so.
+
+The exercises of every chapter use :func:`glue_exercise_costs` to print what each costs.
+Transfer work includes the source tickets and the targets' own TICKET-RESET runs
+(TICKET-TARGET), as :func:`lottery.engine.runner.run_transfer` and the transfer chapter train them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import pandas as pd
+
+from lottery.book import notebook
+from lottery.config import ExperimentSettings, strategies as strat
+from lottery.engine import jobs as procedures, runner
+from lottery.engine.cost import work_per_network
+from lottery.engine.store import RunStore, load_json
+from lottery.experiment import selection, validate as experiment
+from lottery.stats import ablation
+
+#: Which procedures each chapter trains (the others only read the data and vocabulary).
+CHAPTER_WORK: dict[str, tuple[str, ...]] = {
+    "intro": ("tickets", "transfer"), "data": (), "divergence": (),
+    "tickets": ("tickets",), "transfer": ("transfer",), "phase": ("tickets", "transfer"),
+    "verdict": ("tickets", "transfer"), "ablation": ("ablation",),
+}
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Networks a run needs, how many the store lacks, and the estimated training time."""
+
+    networks: int
+    to_train: int
+    seconds: float | None  # None: nothing in the store to measure a network by
+
+    def text(self) -> str:
+        if self.networks == 0:
+            return "no network training (data and vocabulary only: seconds to a minute)"
+        if self.to_train == 0:
+            return f"all {self.networks:,} networks are in the run store: seconds to load"
+        stored = self.networks - self.to_train
+        what = (f"{self.to_train:,} networks to train"
+                + (f" ({stored:,} more loaded from the run store)" if stored else ""))
+        if self.seconds is None:
+            return what + "; no stored network to estimate the time from"
+        return f"{what}, about {_duration(self.seconds)} of one CPU core"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 90 * 60:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _ticket_chains(settings: ExperimentSettings, domains: Sequence[str], seeds: Sequence[int],
+                   strategies: Sequence[str] | None = None) -> list[Any]:
+
+    keys = strat.check(strategies or settings.strategies, "tickets")
+    waves = runner.ticket_jobs(settings, list(domains), seeds, keys, workers=1)
+    return [c for wave in waves for c in wave]
+
+
+def chains(settings: ExperimentSettings, work: str, domains: Sequence[str], seeds: Sequence[int],
+           pairs: Sequence[tuple[str, str]] = (), variants: Any = None) -> list[tuple[Any, ExperimentSettings]]:
+    """The chains (with their resolved settings) that ``work`` needs: ``tickets``,
+    ``transfer`` (source tickets included) or ``ablation``."""
+
+    settings = experiment.resolve(settings)
+    if work == "tickets":
+        return [(c, settings) for c in _ticket_chains(settings, domains, seeds)]
+    if work == "transfer":
+        sources = sorted({a for a, _ in pairs})
+        targets = sorted({b for _, b in pairs})   # TICKET-TARGET: the targets' own tickets
+        out = [(c, settings) for c in _ticket_chains(settings, sources, seeds, [strat.SOURCE_STRATEGY])]
+        out += [(c, settings) for c in _ticket_chains(settings, targets, seeds, ["reset"])]
+        return out + [(procedures.TransferChain(settings, a, b, s, k), settings)
+                      for a, b in pairs for s in seeds for k in ("masks_reset", "masks_random")]
+    if work == "ablation":
+        domain = ablation.ablated_domain(domains, chosen_by_reader=False)
+        out = []
+        for d in (None, *ablation.select(variants)):
+            s = experiment.resolve(ablation.variant_settings(settings, d))
+            out += [(c, s) for c in _ticket_chains(s, [domain], seeds, ["reset", "random"])]
+        return out
+    raise ValueError(f"unknown work {work!r}: tickets, transfer or ablation")
+
+
+def run_path(chain: Any, store: Any) -> Any:
+    """A chain's run folder, without creating it (a plan must not touch the store)."""
+
+    if isinstance(chain, procedures.TransferChain):
+        return store.path("transfer", procedures.transfer_key(
+            chain.settings, chain.source, chain.target, chain.seed, chain.strategy))
+    return store.path("tickets", procedures.ticket_key(chain.settings, chain.domain, chain.seed))
+
+
+def _unique_steps(chain_list: Sequence[tuple[Any, ExperimentSettings]], store: Any
+                  ) -> dict[tuple[str, str], tuple[bool, ExperimentSettings]]:
+    """(run folder, step) → (stored?, settings); a round 0 shared by chains counts once."""
+    steps: dict[tuple[str, str], tuple[bool, ExperimentSettings]] = {}
+    for chain, s in chain_list:
+        path = run_path(chain, store)
+        for step in chain.steps:
+            steps.setdefault((str(path), step), ((path / step / "metrics.json").exists(), s))
+    return steps
+
+
+def measured_seconds(chain_list: Sequence[tuple[Any, ExperimentSettings]], store: Any
+                     ) -> tuple[float, float] | None:
+    """Mean stored training seconds per network and mean work per network of those, or None."""
+
+    seconds, work = [], []
+    for chain, s in chain_list:
+        path = run_path(chain, store)
+        for step in chain.steps:
+            if (path / step / "metrics.json").exists():
+                seconds.append(float(load_json(path / step / "metrics.json").get("seconds", 0.0)))
+                work.append(work_per_network(s))
+    if not seconds:
+        return None
+    return sum(seconds) / len(seconds), sum(work) / len(work)
+
+
+def page_reference(run: Any, store: Any = None) -> tuple[float, float] | None:
+    """(seconds, work) per network of ``run``'s ticket networks in the store: one
+    reference for every page of a book, so that equal work gets an equal estimate."""
+
+    return measured_seconds(chains(run.settings, "tickets", run.domains, run.seeds),
+                            store or RunStore())
+
+
+def cost(run: Any, chapter: str, parameters: Mapping[str, Any] | None = None,
+         reference: tuple[float, float] | None = None, store: Any = None) -> Cost:
+    """What executing ``chapter`` with ``parameters`` (as ``-p`` would pass them) on
+    ``run``'s profile costs. ``reference`` = (seconds, work) per network measured in the
+    store; by default measured on ``run``'s ticket networks (:func:`page_reference`)."""
+
+    store = store or RunStore()
+    params = dict(parameters or {})
+    variants = params.pop("variants", None)
+    new = selection.chapter_settings(run.profile, **params)
+    work = CHAPTER_WORK[chapter]
+    needed = []
+    for w in work:
+        needed += chains(new.settings, w, new.domains, new.seeds, new.pairs, variants)
+    steps = _unique_steps(needed, store)
+    missing = [s for done, s in steps.values() if not done]
+    if reference is None and work:
+        reference = page_reference(run, store)
+    seconds = None
+    if reference is not None and reference[1] > 0:
+        per_work = reference[0] / reference[1]
+        seconds = sum(work_per_network(s) for s in missing) * per_work
+    return Cost(len(steps), len(missing), seconds)
+
+
+def glue_exercise_costs(run: Any, chapter: str, exercises: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """Glue one cost sentence per exercise (``{glue:text}`LABEL```) and return the table.
+
+    The time is measured on the networks behind this page, on the machine that built it.
+    """
+
+    reference = page_reference(run) if CHAPTER_WORK[chapter] else None
+    rows = {}
+    for label, params in exercises.items():
+        try:
+            c = cost(run, chapter, params, reference)
+        except ValueError as exc:   # e.g. a domain the page's profile does not have
+            rows[label] = {"networks": None, "to train": None,
+                           "estimate": f"not available with the {run.profile} profile ({exc})"}
+            continue
+        rows[label] = {"networks": c.networks, "to train": c.to_train,
+                       "estimate": c.text()}
+    notebook.glue_values({k: v["estimate"] for k, v in rows.items()})
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def profile_networks(settings: ExperimentSettings) -> dict[str, int]:
+    """Trainings of a profile's book grid: ticket finding, then the transfer tasks (the
+    transfer chapter's source and target tickets are among the ticket trainings)."""
+
+    s = experiment.resolve(settings)
+    nowhere = RunStore("/nonexistent/lottery-plan")   # only folder names are computed
+    seen: set[tuple[str, str]] = set()
+    out = {}
+    for work, pairs in (("tickets", ()), ("transfer", s.transfer_pairs)):
+        before = len(seen)
+        for chain, _ in chains(s, work, s.data.domains, s.seeds, pairs):
+            seen |= {(run_path(chain, nowhere).name, step) for step in chain.steps}
+        out[work] = len(seen) - before
+    return out
+
+

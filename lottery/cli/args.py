@@ -1,0 +1,134 @@
+"""What the sub-commands share: the profile and ``--set`` arguments, run and chapter
+arguments, and how errors become one line and an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from lottery import config
+from lottery.data import DataError
+from lottery.engine.jobs import summarize
+from lottery.engine.runner import LAST_RUN
+from lottery.experiment import validate as experiment
+
+def profile_settings(args: argparse.Namespace) -> config.ExperimentSettings:
+    """The chosen profile with ``--set key=value`` overrides, resolved and checked once
+    (:func:`lottery.experiment.validate.resolve`); a bad value exits with one line (code 2)."""
+
+    try:
+        return experiment.from_profile(args.profile, config.parse_set(getattr(args, "set", None)))
+    except ValueError as exc:
+        print(f"lottery: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def add_profile_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", default="course", choices=sorted(config.PROFILES),
+                   help="scale of the experiment (default: course)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override one setting, e.g. --set train.max_epochs=3 "
+                        "--set 'data.domains=[\"books\"]' (repeatable)")
+
+
+def add_run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seeds", type=int, nargs="+", help="seeds (default: the profile's)")
+    p.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    p.add_argument("--runs", help="run store folder (default: <cache>/runs)")
+    p.add_argument("--csv", help="also write the results table to this CSV file")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_dask_arg(p)
+
+
+def add_dask_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dask", metavar="ADDRESS", help="train on Dask: local[:N], tcp://HOST:PORT or "
+                   "slurm:FILE.yml; the run store must be a folder every worker sees")
+
+
+def add_chapter_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", default="course", choices=sorted(config.PROFILES),
+                   help="experiment profile (default: course)")
+    p.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                   help="chapter parameter, VALUE as JSON, e.g. -p domains '[\"books\"]' "
+                        "-p rounds 8 -p p 0.35 (repeatable)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override one setting, like `lottery tickets --set` (it goes into "
+                        "the 'overrides' parameter), e.g. --set train.lr=0.001 (repeatable)")
+    p.add_argument("--project", metavar="DIR",
+                   help="the lottery-book project (default: found from the working directory)")
+    add_dask_arg(p)
+
+
+def chapter_params(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """The profile and chapter parameters of ``lottery chapter`` / ``lottery book``.
+
+    ``-p NAME VALUE`` gives a chapter parameter, VALUE read by the same JSON-or-string
+    rule as ``--set``; ``--set KEY=VALUE`` settings are merged into the ``overrides``
+    parameter (``--set`` wins), so every command speaks one settings vocabulary.
+    """
+    params = config.parse_set([f"{name}={raw}" for name, raw in args.parameter or []])
+    settings = config.parse_set(args.set)
+    if settings:
+        given = params.get("overrides") or {}
+        if not isinstance(given, dict):
+            raise ValueError(f"parameter 'overrides' must be a dict of dotted settings, "
+                             f"got {given!r}")
+        params["overrides"] = {**given, **settings}
+    if getattr(args, "dask", None):
+        params["dask"] = args.dask
+    return params.pop("profile", args.profile), params
+
+
+def usage_error(command: str, exc: Exception) -> int:
+    """Bad input (chapter, parameter, setting, project): one line, exit code 2."""
+    print(f"lottery {command}: {exc}", file=sys.stderr)
+    return 2
+
+
+def engine_errors(fn):
+    """Run ``fn``; report bad settings and data problems as one line (exit 2)."""
+
+    try:
+        return fn()
+    except (ValueError, DataError) as exc:
+        print(f"lottery: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.filename is None:
+            raise
+        # e.g. a read-only cache folder, or a file where a folder should be; every step
+        # is written atomically, so nothing half-written is left behind
+        print(f"lottery: cannot use {exc.filename} ({exc.strerror}); set LOTTERY_CACHE_DIR "
+              f"(or --runs) to a writable folder", file=sys.stderr)
+        return 2
+
+
+def finish_run(args: argparse.Namespace, df, store) -> int:
+
+    print(f"\nresults: {len(df)} rows (one per network and curve; round 0 appears under every "
+          f"strategy); run store: {store.root}")
+    print(f"this command trained {LAST_RUN['missing_steps']} networks (in {LAST_RUN['run_jobs']} "
+          f"jobs) and loaded {LAST_RUN['loaded_jobs']} finished jobs from the run store")
+    if args.csv:
+        df.to_csv(args.csv, index=False)
+        print(f"table written to {args.csv}")
+    table = summarize(df)
+    table["test_acc"] = [f"{m:.3f} ± {0 if s != s else s:.3f}" for m, s in zip(table.test_mean, table.test_std)]
+    print(table[["source", "target", "strategy", "round", "sparsity", "test_acc", "n_seeds"]]
+          .to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+    return 0
+
+
+def parse_pairs(items: list[str] | None, form: str) -> list[tuple[str, str]] | None:
+    """``--pairs A:B ...`` as pairs (None when not given); a malformed item exits (code 2)."""
+    if not items:
+        return None
+    pairs = []
+    for item in items:
+        a, sep, b = item.partition(":")
+        if not sep:
+            print(f"lottery: --pairs expects {form}, got {item!r}", file=sys.stderr)
+            raise SystemExit(2)
+        pairs.append((a, b))
+    return pairs

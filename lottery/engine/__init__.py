@@ -1,0 +1,13 @@
+"""The engine (layer 3: torch): networks, masks, training, the run store and the jobs.
+
+- :mod:`~lottery.engine.model`    the Kim-style text CNN (§4.2)
+- :mod:`~lottery.engine.stacked`  K text CNNs of one shape as one network (opt-in)
+- :mod:`~lottery.engine.masks`    masks, layerwise magnitude pruning, random-pruning control (§4.3.2)
+- :mod:`~lottery.engine.starts`   how survivors start and how the next mask is chosen (the strategy table's functions)
+- :mod:`~lottery.engine.train`    the one masked training loop with early stopping (§5.1)
+- :mod:`~lottery.engine.store`    hashed, resumable run directories
+- :mod:`~lottery.engine.jobs`     ticket and transfer chains as resumable jobs (§4.3, §5.2, §5.3)
+- :mod:`~lottery.engine.runner`   runs jobs on any process executor
+- :mod:`~lottery.engine.cluster`  the same jobs on Dask (local, a scheduler, Slurm)
+- :mod:`~lottery.engine.cost`     FLOPs and work per network, a speed probe, the CPU's name
+"""

@@ -1,0 +1,351 @@
+"""Ticket finding and ticket transfer (paper §4.3, §5.2, §5.3) as resumable jobs.
+
+A job is a frozen dataclass with ``run(store)`` and ``stored_rows(store)``, so any
+executor can run it (:mod:`lottery.engine.runner`):
+
+* :class:`TicketChain` (one run directory ``tickets-<hash>`` per domain and seed):
+  round 0 trains the full model from θ0 (saved once as ``theta0.pt``): FULL-MODEL.
+  Every round r ≥ 1 of a strategy takes its mask from that strategy's round r-1 and
+  its start from θ0 or a fresh draw, as the strategy table says
+  (:mod:`lottery.config.strategies`), and retrains. Each strategy follows its own pruning
+  trajectory: TICKET-RANDOM prunes the weights *it* trained, so its masks differ from
+  TICKET-RESET's from round 2 on.
+* :class:`TransferChain` (``transfer-<hash>``): the source's TICKET-RESET masks
+  m_1..m_n retrained in the target domain without further pruning (MASKS-RESET,
+  MASKS-RANDOM). TICKET-TARGET is the target's own TICKET-RESET curve.
+
+Within a (domain, seed), round r of every strategy trains with the same data order and
+dropout noise (common random numbers), so strategies differ only by mask and init.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Callable, NamedTuple, Sequence, Union
+
+import pandas as pd
+import torch
+
+from lottery.config import DataSettings, ExperimentSettings, VocabSettings, strategies as strat
+from lottery.data import load_splits
+from lottery.data.fingerprint import data_fingerprint
+from lottery.data.vocab import shared_vocab
+from lottery.engine.masks import Mask, full_mask, overall_sparsity
+from lottery.engine.model import init_model
+from lottery.engine.starts import derive_seed, initial_model, next_mask
+from lottery.engine.store import RunDir, RunStore, load_tensors, save_tensors
+from lottery.engine.train import EncodedSplit, TrainResult, encode_split, train_models
+from lottery.experiment.labels import in_domain_order
+
+
+RESULT_COLUMNS = ["procedure", "strategy", "domain", "source", "target", "seed", "round", "sparsity",
+                  "val_acc", "test_acc", "epochs", "epochs_run", "seconds"]
+
+#: Bumped whenever a code change alters the numbers a run produces, so that stored
+#: runs made by older code are not mixed with new ones. 2: dropout multipliers from
+#: ``torch.rand < 1-p`` (a different random stream), ReLU after max-pooling, max with
+#: indices (speed issue; same maths, other float and random streams).
+ENGINE_VERSION = 2
+
+Report = Callable[[dict[str, Any]], None]
+
+
+class DomainData(NamedTuple):
+    vocab: Any
+    train: EncodedSplit
+    val: EncodedSplit
+    test: EncodedSplit
+
+
+def domain_data(data: DataSettings, vocab_settings: VocabSettings, domain: str) -> DomainData:
+    """A domain's splits encoded with the shared vocabulary (cached per process and data
+    content, so a changed file is read again)."""
+    return _domain_data(data, vocab_settings, domain, data_fingerprint(data))
+
+
+@lru_cache(maxsize=32)
+def _domain_data(data: DataSettings, vocab_settings: VocabSettings, domain: str,
+                 content: str | None) -> DomainData:
+    vocab = shared_vocab(data, vocab_settings)
+    splits = load_splits(data, domain)
+    enc = [encode_split(vocab, df["text"].tolist(), df["label"].tolist(), vocab_settings.max_len)
+           for df in (splits.train, splits.val, splits.test)]
+    return DomainData(vocab, *enc)
+
+
+def ticket_key(settings: ExperimentSettings, domain: str, seed: int) -> dict[str, Any]:
+    """Everything a ticket run's numbers depend on (hashed into its directory name)."""
+    key = {"engine": ENGINE_VERSION, "data": settings.data, "vocab": settings.vocab, "model": settings.model,
+           "train": settings.train, "prune": settings.prune, "domain": domain, "seed": seed}
+    files = data_fingerprint(settings.data)   # user datasets: keyed by content, not paths
+    if files is not None:
+        key["data_files"] = files
+    return key
+
+
+def transfer_key(settings: ExperimentSettings, source: str, target: str, seed: int,
+                 strategy: str) -> dict[str, Any]:
+    return {**ticket_key(settings, source, seed), "domain": None, "source": source,
+            "target": target, "strategy": strategy}
+
+
+def step_name(strategy: str, r: int) -> str:
+    """A ticket run's step folder, e.g. ``reset/round_03``."""
+    return f"{strategy}/round_{r:02d}"
+
+
+def transfer_step(r: int) -> str:
+    return f"round_{r:02d}"
+
+
+def _store(store: RunStore | str | None) -> RunStore:
+    return store if isinstance(store, RunStore) else RunStore(store)
+
+
+def _metrics(res: TrainResult, mask: Mask, reference: Mask, **fields: Any) -> dict[str, Any]:
+    return {**fields, "sparsity": overall_sparsity(mask, reference), "val_acc": res.val_acc,
+            "test_acc": res.test_acc, "epochs": res.best_epoch, "epochs_run": res.epochs_run,
+            "seconds": round(res.seconds, 3), "val_history": res.history}
+
+
+def _train(settings: ExperimentSettings, data: DomainData, keys: list[str], masks: list[Mask],
+           starts: dict[str, Any], seed: int, r: int,
+           on_step: Callable[[Any], None] | None = None) -> list[TrainResult]:
+    """Round ``r`` of the strategies ``keys``: one training of len(keys) models, whose
+    survivors start from ``starts`` (θ0, and θ_k for rewinding strategies)."""
+    models = [initial_model(k, starts, data.vocab.size, data.vocab.pad_id, settings.model, seed, r)
+              for k in keys]
+    return train_models(models, masks, data.train, data.val, data.test, settings.train,
+                        settings.vocab.max_len, seed=derive_seed(seed, "round", r),
+                        on_step=on_step)
+
+
+class _Rewound(Exception):
+    def __init__(self, state: dict[str, torch.Tensor]):
+        self.state = state
+
+
+def rewind_point(settings: ExperimentSettings, data: DomainData, run: RunDir,
+                 theta0: dict[str, torch.Tensor], seed: int) -> dict[str, torch.Tensor]:
+    """θ_k of a ticket run: its round-0 weights after k = ``prune.rewind_iterations``
+    optimizer steps, stored once in the run (``theta_k<k>.pt``).
+
+    Round 0 is trained again from θ0 with the same seed (the same batches and dropout,
+    so the same trajectory on this machine) and stopped at step k; k = 0 is θ0.
+    """
+    k = settings.prune.rewind_iterations
+    path = run.path / f"theta_k{k}.pt"
+    if not path.exists():
+        steps = [0]
+
+        def capture(net: Any) -> None:
+            steps[0] += 1
+            if steps[0] == k:
+                raise _Rewound({n: t.detach().cpu().clone() for n, t in net.state_dict().items()})
+
+        state = theta0
+        if k > 0:
+            reference = full_mask(init_model(data.vocab.size, settings.model, seed, data.vocab.pad_id),
+                                  settings.prune.prune_biases)
+            try:
+                _train(settings, data, ["full"], [reference], {"theta0": theta0}, seed, 0, capture)
+                raise ValueError(f"prune.rewind_iterations = {k} is beyond round 0's "
+                                 f"{steps[0]} training iterations")
+            except _Rewound as stop:
+                state = stop.state
+        save_tensors(path, state)
+    return load_tensors(path)
+
+
+def _starts(settings: ExperimentSettings, data: DomainData, run: RunDir, theta0: dict[str, torch.Tensor],
+            seed: int, keys: Sequence[str]) -> dict[str, Any]:
+    """What the strategies ``keys`` start from: θ0, and θ_k if one of them rewinds."""
+    starts: dict[str, Any] = {"theta0": theta0}
+    if strat.needs(keys, "rewind"):
+        starts["rewind"] = rewind_point(settings, data, run, theta0, seed)
+    return starts
+
+
+@dataclass(frozen=True)
+class TicketChain:
+    """Ticket finding for one domain and seed: FULL-MODEL, then ``rounds`` rounds of each
+    strategy. ``strategies=()`` trains round 0 only. Settings must be resolved
+    (:func:`lottery.experiment.validate.resolve`)."""
+
+    settings: ExperimentSettings
+    domain: str
+    seed: int
+    strategies: tuple[str, ...] = ("reset", "random", "random_pruning")
+
+    def __post_init__(self) -> None:
+        strat.check(self.strategies, "tickets")
+
+    @property
+    def steps(self) -> list[str]:
+        rounds = range(1, self.settings.prune.rounds + 1)
+        return [step_name("full", 0)] + [step_name(k, r) for k in self.strategies for r in rounds]
+
+    def run_dir(self, store: RunStore) -> RunDir:
+        return store.run("tickets", ticket_key(self.settings, self.domain, self.seed))
+
+    def stored_rows(self, store: RunStore) -> list[dict[str, Any]] | None:
+        """The metric rows if every step is stored, else None. Round 0 is repeated under
+        each strategy's label so every curve starts at the full model."""
+        run = self.run_dir(store)
+        if not all(map(run.done, self.steps)):
+            return None
+        full = run.metrics(step_name("full", 0))
+        rows = []
+        for k in self.strategies:
+            rows.append({**full, "strategy": strat.label(k)})
+            rows += [run.metrics(step_name(k, r)) for r in range(1, self.settings.prune.rounds + 1)]
+        return rows
+
+    def run(self, store: RunStore | str | None = None, report: Report | None = None) -> list[dict[str, Any]]:
+        """Train what is missing (resuming from the last stored round), return the rows."""
+        store, s, seed = _store(store), self.settings, self.seed
+        run = self.run_dir(store)
+        data = domain_data(s.data, s.vocab, self.domain)
+        model = init_model(data.vocab.size, s.model, seed, data.vocab.pad_id)
+        theta0_file = run.path / "theta0.pt"
+        if not theta0_file.exists():
+            save_tensors(theta0_file, model.state_dict())
+        theta0 = load_tensors(theta0_file)
+        reference = full_mask(model, s.prune.prune_biases)
+        base = {"procedure": "tickets", "domain": self.domain, "source": self.domain,
+                "target": self.domain, "seed": seed}
+
+        def record(key: str, r: int, mask: Mask, res: TrainResult) -> None:
+            metrics = _metrics(res, mask, reference, **base, strategy=strat.label(key), round=r)
+            run.write_step(step_name(key, r), metrics, {"mask": mask, "weights": res.state})
+            if r > 1:     # only the latest trained weights are needed to go on
+                run.drop(step_name(key, r - 1), "weights")
+
+        starts = _starts(s, data, run, theta0, seed, self.strategies)
+        full = step_name("full", 0)
+        if not run.done(full):
+            (res,) = _train(s, data, ["full"], [reference], starts, seed, 0)
+            record("full", 0, reference, res)
+        if report:
+            report(run.metrics(full))
+        for r in range(1, s.prune.rounds + 1):
+            todo = [k for k in self.strategies if not run.done(step_name(k, r))]
+            groups = [todo] if s.train.stack_strategies else [[k] for k in todo]
+            for group in filter(None, groups):
+                prev = [full if r == 1 else step_name(k, r - 1) for k in group]
+                masks = [next_mask(k, run.tensors(p, "mask"), run.tensors(p, "weights"),
+                                   s.prune.prune_fraction_per_round, seed, r)
+                         for k, p in zip(group, prev)]
+                for k, mask, res in zip(group, masks, _train(s, data, group, masks, starts, seed, r)):
+                    record(k, r, mask, res)
+            if report:
+                for k in self.strategies:
+                    report(run.metrics(step_name(k, r)))
+        return self.stored_rows(store) or []
+
+    def retrain_full(self, store: RunStore | str | None = None) -> dict[str, Any]:
+        """Train round 0 again from the stored θ0, in memory, and compare it with the
+        stored FULL-MODEL (the book's same-machine reproducibility check)."""
+        store, s = _store(store), self.settings
+        run = self.run_dir(store)
+        stored = run.metrics(step_name("full", 0))
+        data = domain_data(s.data, s.vocab, self.domain)
+        theta0 = load_tensors(run.path / "theta0.pt")
+        reference = full_mask(init_model(data.vocab.size, s.model, self.seed, data.vocab.pad_id),
+                              s.prune.prune_biases)
+        (res,) = _train(s, data, ["full"], [reference], {"theta0": theta0}, self.seed, 0)
+        return {"domain": self.domain, "seed": self.seed, "stored test_acc": stored["test_acc"],
+                "retrained test_acc": res.test_acc, "stored val history": stored["val_history"],
+                "retrained val history": res.history,
+                "identical": stored["test_acc"] == res.test_acc and stored["val_history"] == res.history}
+
+
+@dataclass(frozen=True)
+class TransferChain:
+    """One transfer task, seed and strategy: the source's TICKET-RESET masks retrained in
+    the target (source tickets are found first if the store lacks them)."""
+
+    settings: ExperimentSettings
+    source: str
+    target: str
+    seed: int
+    strategy: str = "masks_reset"
+
+    def __post_init__(self) -> None:
+        strat.check([self.strategy], "transfer")
+        if self.source == self.target:
+            raise ValueError(f"transfer needs two different domains, got source == target == {self.source!r}")
+
+    @property
+    def rounds(self) -> list[int]:
+        """The source rounds whose masks are transferred (``transfer_rounds``, else all)."""
+        chosen = self.settings.transfer_rounds
+        return [r for r in range(1, self.settings.prune.rounds + 1) if chosen is None or r in chosen]
+
+    @property
+    def steps(self) -> list[str]:
+        return [transfer_step(r) for r in self.rounds]
+
+    def source_chain(self) -> TicketChain:
+        return TicketChain(self.settings, self.source, self.seed, (strat.SOURCE_STRATEGY,))
+
+    def run_dir(self, store: RunStore) -> RunDir:
+        return store.run("transfer", transfer_key(self.settings, self.source, self.target, self.seed,
+                                                  self.strategy))
+
+    def stored_rows(self, store: RunStore) -> list[dict[str, Any]] | None:
+        run = self.run_dir(store)
+        return [run.metrics(step) for step in self.steps] if all(map(run.done, self.steps)) else None
+
+    def run(self, store: RunStore | str | None = None, report: Report | None = None) -> list[dict[str, Any]]:
+        store, s, seed = _store(store), self.settings, self.seed
+        source = self.source_chain()
+        if source.stored_rows(store) is None:
+            source.run(store, report)
+        src = source.run_dir(store)
+        run = self.run_dir(store)
+        data = domain_data(s.data, s.vocab, self.target)
+        theta0 = load_tensors(src.path / "theta0.pt")
+        reference = full_mask(init_model(data.vocab.size, s.model, seed, data.vocab.pad_id), s.prune.prune_biases)
+        base = {"procedure": "transfer", "strategy": strat.label(self.strategy), "domain": self.target,
+                "source": self.source, "target": self.target, "seed": seed}
+        starts = {"theta0": theta0}
+        if strat.needs([self.strategy], "rewind"):   # the source's θ_k, from the source's data
+            starts = _starts(s, domain_data(s.data, s.vocab, self.source), src, theta0, seed,
+                             [self.strategy])
+        for r in self.rounds:
+            step = transfer_step(r)
+            if not run.done(step):
+                mask = src.tensors(step_name(strat.SOURCE_STRATEGY, r), "mask")
+                (res,) = _train(s, data, [self.strategy], [mask], starts, seed, r)
+                run.write_step(step, _metrics(res, mask, reference, **base, round=r))
+            if report:
+                report(run.metrics(step))
+        return self.stored_rows(store) or []
+
+
+def results_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The tidy results table the book plots (one row per trained network and curve)."""
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return pd.DataFrame(columns=RESULT_COLUMNS)
+    df = df[RESULT_COLUMNS].sort_values(["procedure", "strategy", "seed", "round"])
+    return in_domain_order(df, "source", "target")   # the paper's domain order
+
+
+def summarize(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean ± std of test accuracy over seeds, by curve and round."""
+    keys = ["procedure", "source", "target", "strategy", "round"]
+    return (df.groupby(keys, sort=True)
+            .agg(sparsity=("sparsity", "mean"), test_mean=("test_acc", "mean"), test_std=("test_acc", "std"),
+                 n_seeds=("seed", "nunique"))
+            .reset_index())
+
+
+Job = Union["TicketChain", "TransferChain"]
+
+
+def run_job(job: Job, store_root: str, events: Any = None) -> list[dict[str, Any]]:
+    """Entry point on a worker: run one job; per-round progress goes to ``events`` (a queue)."""
+    return job.run(RunStore(store_root), events.put if events is not None else None)
