@@ -49,7 +49,6 @@ sys.path.insert(0, str(ROOT))
 
 from lottery import config
 from lottery.engine import jobs as procedures, runner
-from lottery.config import strategies  # noqa: E402
 from lottery.engine import starts  # noqa: E402
 from lottery.config import DataSettings, ExperimentSettings, ModelSettings, PruneSettings, TrainSettings, VocabSettings  # noqa: E402
 from lottery.engine.masks import full_mask, magnitude_prune  # noqa: E402
@@ -271,14 +270,14 @@ def run_naive(settings: ExperimentSettings, splits) -> list[dict]:
         reference = full_mask(init_model(vocab.size, settings.model, seed, vocab.pad_id))
         model = starts.initial_model("full", {"theta0": theta0}, vocab.size, vocab.pad_id, settings.model, seed, 0)
         val0, test0, w0 = naive_train(model, reference, padded, settings.train, starts.derive_seed(seed, "round", 0))
-        rows.append({"seed": seed, "strategy": "FULL-MODEL", "round": 0, "val_acc": val0, "test_acc": test0})
+        rows.append({"seed": seed, "strategy": "full", "round": 0, "val_acc": val0, "test_acc": test0})
         for strategy in settings.strategies:
             prev_mask, prev_w = reference, w0
             for r in range(1, settings.prune.rounds + 1):
                 mask = magnitude_prune(prev_mask, prev_w, settings.prune.prune_fraction_per_round)
                 model = starts.initial_model(strategy, {"theta0": theta0}, vocab.size, vocab.pad_id, settings.model, seed, r)
                 v, t, w = naive_train(model, mask, padded, settings.train, starts.derive_seed(seed, "round", r))
-                rows.append({"seed": seed, "strategy": strategies.label(strategy), "round": r,
+                rows.append({"seed": seed, "strategy": strategy, "round": r,
                              "val_acc": v, "test_acc": t})
                 prev_mask, prev_w = mask, w
     return rows
@@ -556,7 +555,7 @@ def main(argv=None) -> dict:
                                 progress=False, store=RunStore(root))
         engine_wall = time.perf_counter() - t
     df = df[["seed", "strategy", "round", "val_acc", "test_acc"]].copy()
-    df.loc[df["round"] == 0, "strategy"] = "FULL-MODEL"           # round 0 is listed once per strategy
+    df.loc[df["round"] == 0, "strategy"] = "full"                 # round 0 is listed once per strategy
     engine_rows = df.drop_duplicates().to_dict("records")
     engine_rss = max(maxrss_mb(resource.RUSAGE_CHILDREN), maxrss_mb(resource.RUSAGE_SELF))
     engine_workers = runner.default_workers(len(settings.seeds) * len(settings.strategies))
@@ -582,7 +581,7 @@ def main(argv=None) -> dict:
                                      store=RunStore(root))
             bf16_wall = time.perf_counter() - t
         hdf = hdf[["seed", "strategy", "round", "val_acc", "test_acc"]].copy()
-        hdf.loc[hdf["round"] == 0, "strategy"] = "FULL-MODEL"
+        hdf.loc[hdf["round"] == 0, "strategy"] = "full"
         bf16.update({"wall_s": bf16_wall, "examples_per_s": work["examples"] / bf16_wall,
                      "ratio_vs_fp32_naive": naive_wall / bf16_wall, "ratio_vs_fp32_engine": engine_wall / bf16_wall,
                      "fraction_of_bf16_peak": work["useful_flops"] / bf16_wall / 1e9

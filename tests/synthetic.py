@@ -1,7 +1,8 @@
 """Synthetic results frames shaped like the engine's, for the analysis and report tests.
 
 TICKET-RESET gains 1 point per round, TICKET-RANDOM loses 2 and RANDOM-PRUNING 5 (tiny
-noise), so the expected signs of every gap and verdict are known.
+noise), so the expected signs of every gap and verdict are known. Strategies are the
+strategy table's keys, as in the engine's frames.
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ def tickets_frame(seeds=(0, 1, 2), rounds=3, domains=("books", "electronics")) -
     for d in domains:
         for seed in seeds:
             full = 0.8 + 0.01 * seed
-            for strat, drift in (("TICKET-RESET", 0.01), ("TICKET-RANDOM", -0.02),
-                                 ("RANDOM-PRUNING", -0.05)):
+            for strat, drift in (("reset", 0.01), ("random", -0.02), ("random_pruning", -0.05)):
                 for r in range(rounds + 1):
                     acc = full if r == 0 else full + drift * r + rng.normal(0, 0.003)
                     rows.append({"procedure": "tickets", "strategy": strat, "domain": d,
@@ -35,7 +35,7 @@ def transfer_frame(pairs=(("books", "electronics"),), seeds=(0, 1, 2), rounds=3,
     rows = []
     for a, b in pairs:
         for seed in seeds:
-            for strat, drift in (("MASKS-RESET", -0.01), ("MASKS-RANDOM", -0.03)):
+            for strat, drift in (("masks_reset", -0.01), ("masks_random", -0.03)):
                 for r in range(1, rounds + 1):
                     acc = 0.78 + drift * r + 0.002 * seed + (rng.normal(0, noise) if noise else 0.0)
                     rows.append({"procedure": "transfer", "strategy": strat, "domain": b,

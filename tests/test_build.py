@@ -180,3 +180,40 @@ def test_a_rerun_chapter_refreshes_the_intro_with_its_own_parameters(tmp_path, e
     assert build.refresh_intro(tmp_path, REPO, log=lambda _: None) is True
     assert executed == [("intro", {"profile": "smoke", "seeds": [0]}, tmp_path / "intro.ipynb")]
     assert pages.parameters_of("intro", tmp_path)["parameters"] == {"seeds": [0]}
+
+
+def test_summaries_come_from_the_chapter_table(tmp_path, executed, monkeypatch):
+    """The chapters the table marks as summaries are re-executed after another chapter,
+    each with its own parameters (never the one just executed), and get this build's
+    timings of the chapters before them."""
+    import json
+
+    from lottery.book import pages
+
+    assert build.refresh_summaries(tmp_path, REPO, log=lambda _: None) == []   # none executed yet
+    for name in chapters.SUMMARIES:
+        (tmp_path / f"{name}.ipynb").write_text("{}")
+        pages.write_parameters(tmp_path, name, "smoke", {"seeds": [1]})
+    assert build.refresh_summaries(tmp_path, REPO, log=lambda _: None, executed="tickets") \
+        == list(chapters.SUMMARIES)
+    assert [(n, p) for n, p, _ in executed] == [(n, {"profile": "smoke", "seeds": [1]})
+                                                for n in chapters.SUMMARIES]
+    assert build.refresh_summaries(tmp_path, REPO, log=lambda _: None,
+                                   executed=chapters.SUMMARIES[0]) == list(chapters.SUMMARIES[1:])
+
+    seen = {}
+
+    def timings_then_run(jobs, profile, root, log):
+        path = root / layout.EXECUTED_SUBDIR / layout.TIMINGS_FILE
+        for s, _ in jobs:
+            seen[s.name] = path.exists() and set(json.loads(path.read_text()))
+        return {s.name: 1.0 for s, _ in jobs}
+
+    monkeypatch.setattr(build, "_run_wave", timings_then_run)
+    monkeypatch.setattr(build, "ensure_assets", lambda *a, **k: None)
+    (tmp_path / "book" / layout.EXECUTED_SUBDIR).mkdir(parents=True)
+    for c in chapters.CHAPTERS:
+        (tmp_path / "book" / layout.EXECUTED_SUBDIR / f"{c.name}.ipynb").write_text("{}")
+    build.build_book("smoke", book_dir=tmp_path / "book", html=False, project=REPO, log=lambda _: None)
+    others = set(chapters.EXECUTION_ORDER) - set(chapters.SUMMARIES)
+    assert all(seen[n] == others for n in chapters.SUMMARIES)

@@ -73,8 +73,35 @@ def test_p_sets_the_prune_fraction():
 ])
 def test_chapter_settings_errors_name_the_parameter(kwargs, name):
     kwargs = {"profile": "smoke", **kwargs}
-    with pytest.raises(ValueError, match=f"parameter '{name}'"):
+    with pytest.raises(ValueError, match=f"^parameter '{name}'"):
         selection.chapter_settings(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs, setting", [
+    ({"rounds": -1}, "prune.rounds"),
+    ({"p": "abc"}, "prune.prune_fraction_per_round"),
+    ({"max_epochs": 0}, "train.max_epochs"),
+    ({"n_train": 201}, "data.n_train"),
+    ({"overrides": {"train.lr": -1}}, "train.lr"),
+])
+def test_chapter_parameter_errors_end_with_the_settings_help(kwargs, setting):
+    from lottery.config import hparams
+
+    with pytest.raises(ValueError) as info:
+        selection.chapter_settings("smoke", **kwargs)
+    assert str(info.value).endswith(f"({setting}: {hparams.setting_help(setting)})")
+
+
+def test_chapter_settings_resolve_once_and_are_marked(monkeypatch):
+    from lottery.experiment import validate
+
+    calls = []
+    real = validate.resolve
+    monkeypatch.setattr(validate, "resolve", lambda *a, **k: calls.append(1) or real(*a, **k))
+    run = selection.chapter_settings("smoke", domains=["dvd", "B"], seeds=3, p=0.2,
+                                     pairs=[["Books", "Movies"]])
+    assert calls == [1] and run.settings.resolved
+    assert run.domains == ("dvd", "books") and run.seeds == (3,) and run.pairs == (("books", "dvd"),)
 
 
 # ------------------------------------------------------------------ chapters and parameters
@@ -137,3 +164,38 @@ def test_chapters_take_any_dataset_and_show_its_own_names(mirror, tmp_path):
     finally:
         data.use_display_names("fdu-mtl")
     assert labels.display_name("dvd") == "Movies"
+
+
+# ------------------------------------------------------------------ the chapter table
+
+def test_the_chapter_table_is_the_books_order_and_names():
+    """CHAPTERS is the book's order (the table of contents), names and sources unchanged."""
+    import yaml
+
+    toc = yaml.safe_load((NOTEBOOKS.parent / "_toc.yml").read_text())
+    pages = [toc["root"]] + [c["file"] for c in toc["chapters"] if c["file"].startswith("chapters/")]
+    assert [f"chapters/{c.name}" for c in chapters.CHAPTERS] == pages
+    assert all((NOTEBOOKS / c.source).is_file() for c in chapters.CHAPTERS)
+    assert len({c.source for c in chapters.CHAPTERS}) == len(chapters.CHAPTERS)
+
+
+def test_waves_order_and_work_come_from_the_table():
+    from lottery.book import plan
+
+    by_name = {c.name: c for c in chapters.CHAPTERS}
+    assert sorted(chapters.EXECUTION_ORDER) == sorted(by_name)
+    for i, wave in enumerate(chapters.EXECUTION_WAVES):
+        assert {by_name[n].wave for n in wave} == {sorted({c.wave for c in chapters.CHAPTERS})[i]}
+        trains = [bool(by_name[n].work) for n in wave]
+        assert trains == sorted(trains, reverse=True)     # chapters that train start first
+    # results before the pages that read them; summaries after every other page
+    assert by_name["tickets"].wave < by_name["transfer"].wave < by_name["phase"].wave
+    last = max(c.wave for c in chapters.CHAPTERS)
+    assert chapters.SUMMARIES == ("intro",) and chapters.EXECUTION_WAVES[-1] == chapters.SUMMARIES
+    assert all(by_name[n].wave == last for n in chapters.SUMMARIES)
+    assert all(c.wave < last for c in chapters.CHAPTERS if not c.summary)
+    # the costs of a chapter's exercises count the work the table says it does
+    assert plan.CHAPTER_WORK == {c.name: c.work for c in chapters.CHAPTERS}
+    assert plan.CHAPTER_WORK["federated"] == ("federated",) and plan.CHAPTER_WORK["data"] == ()
+    works = {"tickets", "transfer", "ablation", "federated"}
+    assert set().union(*plan.CHAPTER_WORK.values()) == works

@@ -73,8 +73,8 @@ def noisy(effect_low: float, effect_high: float, noise: float, seeds=range(5),
                 random = reset - gap + rng.normal(0, noise)
                 if collapse_random_high and s > 0.96 and seed % 2 == 0:
                     random = 0.5
-                for strat, acc in (("TICKET-RESET", base if r == 0 else reset),
-                                   ("TICKET-RANDOM", base if r == 0 else random)):
+                for strat, acc in (("reset", base if r == 0 else reset),
+                                   ("random", base if r == 0 else random)):
                     rows.append({"procedure": "tickets", "strategy": strat, "domain": d, "source": d,
                                  "target": d, "seed": seed, "round": r, "sparsity": s,
                                  "test_acc": acc})
@@ -146,12 +146,12 @@ def test_collapses_and_stability():
     df = noisy(0.0, 0.08, 0.002, collapse_random_high=True)
     c = inference.collapsed(df)
     assert c.sum() > 0 and (df[c]["test_acc"] == 0.5).all()
-    st = inference.stability_test(df, "TICKET-RESET", "TICKET-RANDOM", "domain",
+    st = inference.stability_test(df, "reset", "random", "domain",
                                   inference.SparsityRange("x", 0.96, 1.0))
     assert st.collapsed_a == 0 and st.collapsed_b > 0 and st.less_stable("b", 0.05)
     assert not st.less_stable("a", 0.05)
     table = inference.collapse_table(df, ["strategy"]).set_index("strategy")
-    assert table.loc["TICKET-RESET", "collapsed"] == 0
+    assert table.loc["reset", "collapsed"] == 0
 
 
 def test_rank_correlation_and_transfer_vs_divergence():
@@ -184,3 +184,40 @@ def test_claims_cli_json(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit) as exit_:
         cli.main(["claims", "--profile", "smoke", "--set", "train.lr=abc"])
     assert exit_.value.code == 2 and "train.lr" in capsys.readouterr().err
+
+
+def _relabelled(monkeypatch, prefix: str = "X-") -> None:
+    """Every label of the strategy table renamed (keys, colours, rules unchanged)."""
+    import dataclasses
+
+    from lottery.config import strategies as table
+
+    rows = tuple(dataclasses.replace(s, label=prefix + s.label) for s in table.STRATEGIES)
+    monkeypatch.setattr(table, "STRATEGIES", rows)
+    monkeypatch.setattr(table, "_BY_KEY", {s.key: s for s in rows})
+    monkeypatch.setattr(table, "_BY_LABEL", {s.label: s for s in rows})
+
+
+def test_renaming_every_label_cannot_move_the_science(monkeypatch):
+    """Results frames, filters and joins use the strategy table's keys: with every label
+    renamed the claims' verdicts, intervals and numbers stay, only the text changes."""
+    pairs = (("books", "electronics"), ("music", "electronics"))
+    tickets = tickets_frame(seeds=range(5), rounds=9, domains=("books", "electronics", "music"))
+    moved = transfer_frame(pairs=pairs, seeds=range(5), rounds=9, noise=0.004)
+    jsd = jsd_frame({}, ["books", "electronics", "music"])
+
+    def measure():
+        found = claims.claim_list(tickets, moved, jsd, pairs)
+        numbers = [[{k: v for k, v in d.items() if k != "comparison"} for d in c.details] for c in found]
+        stats = {k: (v.mean, v.low, v.high) if isinstance(v, Interval) else v
+                 for k, v in claims.key_statistics(tickets).items()}
+        # every interval of every verdict is in the details (mean, low, high, level, p)
+        return ([(c.claim, c.verdict) for c in found], repr(numbers), repr(stats),
+                " ".join(c.measured + c.interval for c in found))
+
+    verdicts, numbers, stats, text = measure()
+    assert sum(not v.startswith("not tested") for _, v in verdicts) >= 6
+    _relabelled(monkeypatch)
+    verdicts2, numbers2, stats2, text2 = measure()
+    assert (verdicts2, numbers2, stats2) == (verdicts, numbers, stats)
+    assert "X-TICKET-RANDOM" in text2 and "X-TICKET-RANDOM" not in text     # only the text moves

@@ -18,7 +18,7 @@ import pytest
 
 
 from lottery.engine import cluster, runner
-from lottery.engine.store import RunStore, KILL_ENV
+from lottery.engine.store import RunStore
 from lottery.experiment import selection
 
 pytestmark = pytest.mark.slow
@@ -50,10 +50,11 @@ class Cluster:
                                             env={**os.environ, **(env or {})},
                                             start_new_session=True)
 
-    def worker(self, name: str, env: dict[str, str] | None = None) -> None:
+    def worker(self, name: str, env: dict[str, str] | None = None, preload: list[str] = ()) -> None:
         # --no-nanny: a killed worker stays dead (a nanny would restart it)
         self._start(name, [DASK, "worker", self.address, "--nthreads", "1", "--nworkers", "1",
-                           "--no-nanny", "--no-dashboard", "--name", name], env)
+                           "--no-nanny", "--no-dashboard", "--name", name,
+                           *[a for p in preload for a in ("--preload", p)]], env)
 
     def client(self, n_workers: int):
         from distributed import Client
@@ -117,7 +118,8 @@ def test_the_smoke_grid_on_dask_workers_equals_the_process_pool(dask_processes, 
 
 def test_a_worker_killed_mid_run_leaves_identical_numbers(dask_processes, tmp_path,
                                                           process_pool_grid):
-    dask_processes.worker("doomed", {KILL_ENV: "2"})   # SIGKILLs itself after 2 rounds
+    # SIGKILLs itself after 2 rounds (the run store's test seam, set by tests/kill_at.py)
+    dask_processes.worker("doomed", {"LOTTERY_TEST_KILL_AT": "2"}, [str(REPO / "tests" / "kill_at.py")])
     dask_processes.worker("survivor")
     client = dask_processes.client(2)
     try:

@@ -100,13 +100,14 @@ def test_settings_are_checked_and_name_the_setting():
 
 def test_the_run_key_has_the_protocol_but_not_the_backend():
     s = experiment.from_profile("smoke")
-    t = fed.Task("books", "electronics", 0, "masks_reset", 1)
-    key = fr.run_key(s, t)
-    other = lambda **c: fr.run_key(dataclasses.replace(s, federated=dataclasses.replace(s.federated, **c)), t)
+    job = fr.FederatedTask(s, "books", "electronics", 0, "masks_reset", 1)
+    key = job.key
+    other = lambda **c: dataclasses.replace(
+        job, settings=dataclasses.replace(s, federated=dataclasses.replace(s.federated, **c))).key
     assert other(backend="inline") == key
     for change in ({"comm_rounds": 3}, {"clients": 3}, {"local_epochs": 2}):
         assert other(**change) != key, change
-    assert fr.run_key(s, dataclasses.replace(t, strategy="masks_random")) != key
+    assert dataclasses.replace(job, strategy="masks_random").key != key
 
 
 # ------------------------------------------------------------------ real runs (smoke)
@@ -143,32 +144,40 @@ def _stored(store):
 
 def test_conditions_take_their_masks_from_the_right_ticket_runs(smoke):
     from lottery.engine import jobs as procedures
+    from lottery.engine.store import load_tensors
 
     s, root = smoke
     store = _copy_tickets(root, root.parent / "masks")
     masks = {d: procedures.TicketChain(s, d, 0, ("reset",)).run_dir(store).tensors("reset/round_03", "mask")
              for d in ("books", "electronics")}
     for key, domain in [("masks_reset", "books"), ("masks_random", "books"), ("target", "electronics")]:
-        sim, _ = fr.prepare(s, fed.Task("books", "electronics", 0, key, 3), store)
+        sim, _ = fr.FederatedTask(s, "books", "electronics", 0, key, 3).prepare(store)
         assert all(torch.equal(sim.mask[n], masks[domain][n]) for n in sim.mask), key
         assert all((sim.state[n][~m] == 0).all() for n, m in sim.mask.items())
-    reset, _ = fr.prepare(s, fed.Task("books", "electronics", 0, "masks_reset", 3), store)
-    fresh, _ = fr.prepare(s, fed.Task("books", "electronics", 0, "masks_random", 3), store)
+    reset, _ = fr.FederatedTask(s, "books", "electronics", 0, "masks_reset", 3).prepare(store)
+    fresh, _ = fr.FederatedTask(s, "books", "electronics", 0, "masks_random", 3).prepare(store)
     assert not torch.equal(reset.state["embedding.weight"], fresh.state["embedding.weight"])
-    dense, _ = fr.prepare(s, fed.Task("books", "electronics", 0, "full", 0), store)
+    dense, _ = fr.FederatedTask(s, "books", "electronics", 0, "full", 0).prepare(store)
     assert dense.send_mask is False and dense.sparsity == 0.0
+    # MASKS-REWIND: the server's masks with the survivors at the server run's θ_k
+    rewound, _ = fr.FederatedTask(s, "books", "electronics", 0, "masks_rewind", 3).prepare(store)
+    server = procedures.TicketChain(s, "books", 0, ("reset",)).run_dir(store)
+    theta_k = procedures.rewind_point(s, procedures.domain_data(s.data, s.vocab, "books"), server,
+                                      load_tensors(server.path / "theta0.pt"), 0)
+    assert all(torch.equal(rewound.state[n], theta_k[n] * masks["books"][n] if n in masks["books"]
+                           else theta_k[n]) for n in theta_k)
+    assert not torch.equal(rewound.state["embedding.weight"], reset.state["embedding.weight"])
 
 
 def test_inline_runs_count_bytes_keep_masks_resume_and_repeat_exactly(smoke, monkeypatch):
     s, root = smoke
     store = _copy_tickets(root, root.parent / "inline")
     rows = fr.run_federated(s, store=store, progress=False)
-    assert [r["strategy"] for r in rows] == ["FULL-MODEL", "MASKS-RESET", "MASKS-RANDOM", "TICKET-TARGET"]
+    assert [r["strategy"] for r in rows] == ["full", "masks_reset", "masks_random", "target"]
     f = s.federated
     for r in rows:
         assert [h["comm_round"] for h in r["history"]] == list(range(f.comm_rounds + 1))
-        sim, _ = fr.prepare(s, fed.Task(r["source"], r["target"], 0, fr.tasks(s)[rows.index(r)].strategy,
-                                        r["round"]), store)
+        sim, _ = fr.FederatedTask(s, r["source"], r["target"], 0, r["strategy"], r["round"]).prepare(store)
         payload = fed.nbytes(fed.pack(sim.state, sim.mask))
         mask = fed.nbytes(fed.encode_mask(sim.mask)) if sim.send_mask else 0
         assert r["bytes_up"] == f.comm_rounds * f.clients * payload
@@ -178,7 +187,7 @@ def test_inline_runs_count_bytes_keep_masks_resume_and_repeat_exactly(smoke, mon
     assert rows[1]["bytes"] < dense["bytes"] / 4          # 87.5% sparse
     # the mask stays fixed through local training: pruned weights are exactly 0 after
     # every client's update, survivors move, and two clients see different batches
-    sim, _ = fr.prepare(s, fr.tasks(s)[1], store)
+    sim, _ = fr.tasks(s)[1].prepare(store)
     data, parts = fr._client_data(s, "electronics")
     template = init_model(data.vocab.size, s.model, 0, data.vocab.pad_id)
     after = [fed.local_update(s, template, sim.state, sim.mask, parts[i], sim.task, 1, i) for i in (0, 1)]
@@ -230,3 +239,81 @@ def test_the_cli_runs_resumes_and_rejects_bad_input(smoke, capsys):
         cli.main(args + ["--set", "federated.clients=0"])
     assert exit_info.value.code == 2
     assert "federated.clients" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ federated tasks as jobs
+
+def _key_before_jobs(settings, task):
+    """The run key exactly as ``lottery.federated.jobs.run_key`` computed it before
+    federated tasks became jobs (a copy, so that the job cannot drift from it)."""
+    from lottery.engine.jobs import ticket_key
+
+    f = settings.federated
+    return {**ticket_key(settings, task.server, task.seed), "domain": None,
+            "server": task.server, "clients_domain": task.clients_domain, "strategy": task.strategy,
+            "federated": {"clients": f.clients, "comm_rounds": f.comm_rounds,
+                          "local_epochs": f.local_epochs}}
+
+
+@pytest.mark.parametrize("profile", ["smoke", "course", "paper"])
+def test_federated_run_folders_keep_their_names(profile, tmp_path):
+    """Every task of a profile lives where it lived before it was a job (so stored
+    federated runs are found again), and computing where creates nothing."""
+    from lottery.engine.store import RunStore
+
+    store = RunStore(tmp_path / "runs")
+    s = experiment.from_profile(profile)
+    jobs = fr.tasks(s)
+    assert jobs and len({(j.path(store), j.steps[0]) for j in jobs}) == len(jobs)
+    for job in jobs:
+        assert job.path(store) == store.path("federated", _key_before_jobs(s, job.task))
+        assert job.steps == [f"round_{job.round:02d}"]
+    assert [j.stored_rows(store) for j in jobs[:3]] == [None] * 3
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_task_is_a_job_that_takes_strategy_keys():
+    s = experiment.from_profile("smoke")
+    job = fr.FederatedTask(s, "books", "electronics", 1, "masks_random", 3)
+    assert job.task == fed.Task("books", "electronics", 1, "masks_random", 3)
+    assert [c.domain for c in job.ticket_chains()] == ["books"]
+    target = dataclasses.replace(job, strategy="target")
+    assert [c.domain for c in target.ticket_chains()] == ["books", "electronics"]
+    assert all(c.strategies == ("reset",) for c in target.ticket_chains())
+    with pytest.raises(ValueError, match="'masks_random', not 'MASKS-RANDOM'"):
+        fr.FederatedTask(s, "books", "electronics", 1, "MASKS-RANDOM", 3)
+    with pytest.raises(ValueError, match="federated strategy 'reset'"):
+        fr.FederatedTask(s, "books", "electronics", 1, "reset", 3)
+    assert [(j.strategy, j.round) for j in fr.tasks(s, seeds=[0])] == [
+        ("full", 0), ("masks_reset", 1), ("masks_reset", 3), ("masks_random", 1), ("masks_random", 3),
+        ("target", 1), ("target", 3)]
+
+
+def test_stores_written_with_labels_are_read_as_keys(tmp_path, monkeypatch):
+    """Stores written before rows carried keys hold the strategy's label: they are
+    found, loaded (nothing trains) and read with keys."""
+    from lottery.config import strategies as strat
+    from lottery.engine.store import RunStore
+
+    s = experiment.from_profile("smoke", {"seeds": [0], "federated.backend": "inline"})
+    store = RunStore(tmp_path / "runs")
+    history = [{"comm_round": c, "val_acc": 0.5, "test_acc": 0.5, "bytes_down": 10 * c, "bytes_up": 10 * c}
+               for c in range(s.federated.comm_rounds + 1)]
+    for job in fr.tasks(s):
+        store.run("federated", _key_before_jobs(s, job.task)).write_step(job.steps[0], {
+            "procedure": "federated", "strategy": strat.label(job.strategy), "source": job.server,
+            "target": job.clients_domain, "domain": job.clients_domain, "seed": job.seed,
+            "round": job.round, "sparsity": 0.5, "val_acc": 0.5, "test_acc": 0.5, "bytes": 40,
+            "bytes_down": 20, "bytes_up": 20, "seconds": 1.0, "history": history})
+    monkeypatch.setattr(fed, "run_inline", lambda *a, **k: pytest.fail("trained again"))
+    monkeypatch.setattr(fr.runner, "run_tickets", lambda *a, **k: pytest.fail("trained tickets"))
+    rows = fr.run_federated(s, store=store, progress=False)
+    assert [r["strategy"] for r in rows] == [j.strategy for j in fr.tasks(s)]
+    assert set(fr.results_frame(rows)["strategy"]) == set(fr.history_frame(rows)["strategy"]) \
+        == set(s.federated.strategies)
+    job = fr.tasks(s)[1]
+    assert job.run(store) == job.stored_rows(store) == [rows[1]]
+    from lottery.experiment import selection   # the cost of an exercise reads them too
+
+    page = selection.chapter_settings("smoke", seeds=[0])
+    assert fr.cost_text(page, {"seeds": [0]}, store).startswith("all 7 federated trainings")

@@ -42,3 +42,18 @@ def test_names_are_the_papers():
     assert labels.display_name("apparel") == "apparel"  # outside the paper's five
     assert labels.pair_label("books", "dvd") == "Books → Movies"
     assert labels.pair_name(("electronics", "kitchen_housewares")) == "Electronics–Home"
+
+
+def test_strategy_keys_and_labels_come_from_the_table():
+    assert labels.strategy_key("TICKET-RESET") == labels.strategy_key("reset") == "reset"
+    assert labels.strategy_label("masks_random") == "MASKS-RANDOM"
+    assert [labels.strategy_short(k) for k in ("reset", "random_pruning", "masks_random")] == \
+        ["RESET", "PRUNING", "RANDOM"]
+    df = pd.DataFrame({"strategy": ["full", "random_pruning", "reset", "random"], "n": [1, 2, 3, 4]})
+    shown = labels.show_strategies(df)
+    assert list(shown["strategy"]) == ["FULL-MODEL", "RANDOM-PRUNING", "TICKET-RESET", "TICKET-RANDOM"]
+    assert list(df["strategy"])[0] == "full"                       # the frame itself keeps its keys
+    ordered = df.sort_values(["strategy", "n"], key=labels.by_strategy_label)
+    assert list(ordered["strategy"]) == ["full", "random_pruning", "random", "reset"]
+    with pytest.raises(ValueError, match="unknown strategy"):
+        labels.strategy_label("TICKET-NOPE")

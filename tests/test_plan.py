@@ -92,3 +92,68 @@ def test_the_gpu_check_runs_dry_on_the_cpu():
     r = gpu_check.main(["--device", "cpu", "--tiny", "--seconds", "0.2", "--k", "1", "2"])
     assert len(r["rows"]) == 6 and all(row["steps_per_s"] > 0 for row in r["rows"])
     assert r["paper_gpu_hours_at_best"] > 0 and r["paper_trainings"]["transfer"] > 0
+
+
+def test_plan_profile_and_runs_reject_a_bad_setting_with_the_same_line(capsys, tmp_path):
+    lines = []
+    for argv in (["plan", "smoke"], ["profile", "smoke"], ["profile", "smoke", "--help-settings"],
+                 ["tickets", "--profile", "smoke", "--runs", str(tmp_path)]):
+        try:
+            code = cli.main(argv + ["--set", "data.n_train=201"])
+        except SystemExit as exc:
+            code = exc.code
+        assert code == 2, argv
+        lines.append(capsys.readouterr().err.strip())
+    assert len(set(lines)) == 1 and lines[0].startswith("lottery: setting data.n_train must be an even")
+
+
+def test_lottery_profile_prints_the_resolved_settings(capsys):
+    assert cli.main(["profile", "smoke", "--json", "--set", "data.domains=[\"B\"]"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["data"]["domains"] == ["books"] and "resolved" not in out
+    assert cli.main(["profile", "course", "--help-settings"]) == 0
+    assert "prune.prune_fraction_per_round" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ federated work and job paths
+
+def test_the_paper_grid_counts_its_federated_trainings():
+    from lottery.federated import jobs as federated_jobs
+
+    p = config.get_profile("paper")
+    counts = plan.profile_networks(p)
+    f = p.federated
+    rounds = [r for r in f.rounds if r <= p.prune.rounds]
+    per_seed = sum(1 if k == "full" else len(rounds) for k in f.strategies)
+    # only the federated trainings: the ticket runs they read are the ticket grid's
+    assert counts["federated"] == len(federated_jobs.pairs_of(p)) * len(p.seeds) * per_seed > 0
+
+
+def test_plans_ask_each_job_where_it_lives_and_create_nothing(tmp_path):
+    from lottery.engine.store import RunStore
+
+    run = selection.chapter_settings("smoke")
+    store = RunStore(tmp_path / "runs")
+    for work in ("tickets", "transfer", "federated"):
+        for job, _ in plan.chains(run.settings, work, run.domains, run.seeds, run.pairs):
+            assert plan.run_path(job, store) == job.path(store)
+    assert not (tmp_path / "runs").exists()
+    job, _ = plan.chains(run.settings, "transfer", run.domains, [0], run.pairs)[-1]
+    assert job.path(store) == job.run_dir(store).path      # the same folder, now created
+
+
+def test_the_federated_chapter_costs_its_tasks_and_the_tickets_they_read(tmp_path):
+    from lottery.engine.store import RunStore
+    from lottery.federated import jobs as federated_jobs
+
+    run = selection.chapter_settings("smoke")
+    store = RunStore(tmp_path / "runs")
+    s = run.settings
+    c = plan.cost(run, "federated", {"seeds": [0]}, reference=(1.0, 1.0), store=store)
+    tasks = federated_jobs.tasks(s, seeds=[0])
+    tickets = 1 + s.prune.rounds        # round 0 and TICKET-RESET of the server and the clients
+    assert (c.networks, c.to_train) == (len(tasks) + 2 * tickets,) * 2
+    f = s.federated
+    fed_work = cost.work_per_network(s) * f.comm_rounds * f.local_epochs / s.train.max_epochs
+    assert c.seconds == pytest.approx(2 * tickets * cost.work_per_network(s) + len(tasks) * fed_work)
+    assert not (tmp_path / "runs").exists()

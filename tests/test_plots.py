@@ -47,7 +47,7 @@ def test_sparsity_ticks_are_log_spaced_positions():
 
 def test_accuracy_bands_spec_has_dropdown_tooltips_axis_labels_and_table_colours():
     curves = analysis.ticket_curves(tickets_frame())
-    shown = ["FULL-MODEL", "TICKET-RESET"]
+    shown = ["full", "reset"]
     chart = plots.accuracy_bands(curves, facet="name", facet_title="domain",
                                  strategies=shown, title="t")
     spec = chart.to_dict()
@@ -55,16 +55,18 @@ def test_accuracy_bands_spec_has_dropdown_tooltips_axis_labels_and_table_colours
     assert '"bind": {"input": "select"' in text
     assert '"tooltip"' in text
     assert "labelExpr" in text and "pow(10, -datum.value)" in text
-    assert [strategies.colour(s) for s in shown] == \
-        spec["spec"]["layer"][0]["encoding"]["color"]["scale"]["range"]
+    colour = spec["spec"]["layer"][0]["encoding"]["color"]
+    assert [strategies.colour(s) for s in shown] == colour["scale"]["range"]   # by key
+    assert colour["scale"]["domain"] == ["FULL-MODEL", "TICKET-RESET"]          # legend: labels
+    assert colour["field"] == plots.LABEL and "datum.strategy == 'full'" in text
 
 
 def test_difference_and_spread_charts_build():
     df = tickets_frame()
-    diffs = analysis.paired_differences(df, "TICKET-RESET", "TICKET-RANDOM")
+    diffs = analysis.paired_differences(df, "reset", "random")
     assert "mean difference" in json.dumps(plots.difference_intervals(
         diffs, facet="domain", facet_title="domain", title="d").to_dict())
-    spread = analysis.spread(df, "domain", ["TICKET-RESET", "TICKET-RANDOM"])
+    spread = analysis.spread(df, "domain", ["reset", "random"])
     assert '"pick"' in json.dumps(plots.spread_lines(
-        spread, facet="domain", facet_title="domain", strategies=["TICKET-RESET", "TICKET-RANDOM"],
+        spread, facet="domain", facet_title="domain", strategies=["reset", "random"],
         title="s").to_dict())

@@ -12,12 +12,12 @@ def _with_rewind(gain: float, collapse: bool = False) -> pd.DataFrame:
     """TICKET-REWIND = TICKET-RESET + ``gain`` (per seed a little noise), optionally with
     TICKET-RESET at chance past 96%."""
     df = tickets_frame(seeds=(0, 1, 2, 3, 4), rounds=9)
-    reset = df[df["strategy"] == "TICKET-RESET"].copy()
-    rew = reset.assign(strategy="TICKET-REWIND",
+    reset = df[df["strategy"] == "reset"].copy()
+    rew = reset.assign(strategy="rewind",
                        test_acc=reset["test_acc"] + gain + 0.002 * reset["seed"])
     rew.loc[rew["round"] == 0, "test_acc"] = reset.loc[reset["round"] == 0, "test_acc"].values
     if collapse:
-        hit = (df["strategy"] == "TICKET-RESET") & (df["sparsity"] > 0.96)
+        hit = (df["strategy"] == "reset") & (df["sparsity"] > 0.96)
         df.loc[hit, "test_acc"] = 0.5
     return pd.concat([df, rew], ignore_index=True)
 
@@ -39,7 +39,7 @@ def test_fewer_collapses_are_detected_and_no_effect_is_not_called_one():
 
 def test_the_sweep_table_and_the_choice_of_k():
     base = tickets_frame(seeds=(0, 1, 2), rounds=9)
-    frames = {k: _with_rewind(g)[lambda d: d["strategy"] == "TICKET-REWIND"]
+    frames = {k: _with_rewind(g)[lambda d: d["strategy"] == "rewind"]
               for k, g in ((5, 0.0), (19, 0.02), (75, 0.025))}
     table = rewinding.sweep_table(frames, base)
     assert list(table.index) == [5, 19, 75]
@@ -50,6 +50,6 @@ def test_the_sweep_table_and_the_choice_of_k():
 
 def test_a_build_that_never_passes_96_percent_says_so():
     df = tickets_frame(seeds=(0, 1, 2), rounds=3)               # at most 72.5% sparsity
-    reset = df[df["strategy"] == "TICKET-RESET"]
-    st = rewinding.rewind_statistics(pd.concat([df, reset.assign(strategy="TICKET-REWIND")]))
+    reset = df[df["strategy"] == "reset"]
+    st = rewinding.rewind_statistics(pd.concat([df, reset.assign(strategy="rewind")]))
     assert rewinding.verdict(st) == "not tested: no round of this build passes 96% sparsity"

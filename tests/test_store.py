@@ -78,3 +78,27 @@ def test_tensors_load_with_weights_only(tmp_path):
     torch.save({"w": object()}, path)       # arbitrary pickles are refused
     with pytest.raises(Exception):
         load_tensors(path)
+
+
+def test_the_step_seam_is_per_store_and_sees_tensors_before_metrics(tmp_path):
+    """``on_step_written`` (the run store's one test seam) is called once with the step's
+    tensors written but not its metrics, and once when it is stored; a store made
+    without one has none (no process-wide state)."""
+    seen = []
+    store = RunStore(tmp_path, on_step_written=lambda phase, step: seen.append((phase, step, run.done(step))))
+    run = store.run("tickets", {"x": 1})
+    run.write_step("full/round_00", {"acc": 0.5}, {"mask": {"w": torch.ones(3, dtype=torch.bool)}})
+    run.write_step("reset/round_01", {"acc": 0.6})
+    assert seen == [("tensors", "full/round_00", False), ("stored", "full/round_00", True),
+                    ("tensors", "reset/round_01", False), ("stored", "reset/round_01", True)]
+    assert RunStore(tmp_path).on_step_written is None
+    assert RunStore(tmp_path).run("tickets", {"x": 1}).on_step_written is None
+
+    def die(phase, step):   # what a kill in the middle of a step leaves: nothing
+        if phase == "tensors":
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        RunStore(tmp_path, on_step_written=die).run("tickets", {"x": 1}).write_step(
+            "reset/round_02", {"acc": 0.7}, {"mask": {"w": torch.ones(3)}})
+    assert not run.done("reset/round_02")
+    assert sorted(p.name for p in (run.path / "reset").iterdir()) == ["round_01"]

@@ -17,7 +17,7 @@ from lottery import config
 from lottery.config import strategies
 from lottery.engine import jobs as procedures, runner, starts as start_fns
 from lottery.engine.jobs import TicketChain, TransferChain, ticket_key
-from lottery.engine.store import RunStore, KILL_ENV, load_tensors
+from lottery.engine.store import RunStore, load_tensors
 from lottery.experiment import validate as experiment
 
 REPO = Path(__file__).resolve().parents[1]
@@ -246,19 +246,21 @@ def test_the_training_sets_its_own_thread_count(mirror, tmp_path):
     assert ticket_key(two, "books", 0) != ticket_key(s, "books", 0)
 
 
-def _cli(store):
-    return [sys.executable, "-m", "lottery.cli.app", "tickets", "--profile", "smoke", "--set", "prune.rounds=3",
+def _cli(store, entry=("-m", "lottery.cli.app")):
+    return [sys.executable, *entry, "tickets", "--profile", "smoke", "--set", "prune.rounds=3",
             "--domains", "books", "--seeds", "0", "--strategies", "reset", "random", "--workers", "1",
             "--quiet", "--runs", str(store)]
 
 
 @pytest.mark.parametrize("kill_at", ["1", "3:mid", "4", "6:mid"])
 def test_a_kill_at_any_step_resumes_to_the_same_numbers(mirror, tmp_path, kill_at):
-    """LOTTERY_KILL_AT=N SIGKILLs the run right after its N-th stored step (N:mid: while
-    writing it). The resumed run must equal an uninterrupted one, bitwise."""
+    """tests/kill_at.py runs the CLI with the run store's test seam set to SIGKILL it
+    right after its N-th stored step (N:mid: while writing it). The resumed run must
+    equal an uninterrupted one, bitwise."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     killed, clean = tmp_path / "killed", tmp_path / "clean"
-    proc = subprocess.run(_cli(killed), env={**env, KILL_ENV: kill_at}, capture_output=True, text=True)
+    proc = subprocess.run(_cli(killed, [str(REPO / "tests" / "kill_at.py")]),
+                          env={**env, "LOTTERY_TEST_KILL_AT": kill_at}, capture_output=True, text=True)
     assert proc.returncode == -9, proc.stderr[-2000:]
     run_dir = next(killed.glob("tickets-*"))
     finished = list(run_dir.glob("*/round_*/metrics.json"))

@@ -30,8 +30,8 @@ from lottery import config
 from lottery.book import pages, plots
 from lottery.book.layout import (BOOK_DIR, CONFIG_FILE, EXECUTED_SUBDIR, NOTEBOOKS_DIR, TIMINGS_FILE,
                                  TOC_FILE, ProjectNotFoundError, find_project, notebooks_dir)
-from lottery.book.chapters import (CHAPTERS, EXECUTION_ORDER, EXECUTION_WAVES, ChapterSource, chapter,
-                                   check_parameters, read_chapter)
+from lottery.book.chapters import (CHAPTERS, EXECUTION_ORDER, EXECUTION_WAVES, SUMMARIES, ChapterSource,
+                                   chapter, check_parameters, read_chapter)
 
 
 #: npm package that provides MathJax 3 for the offline book; only this file is needed.
@@ -177,18 +177,29 @@ def execute_chapter(
     return output
 
 
+def refresh_summaries(chapters_dir: Path, project: Path | None = None, log: Log = print,
+                      executed: str | None = None) -> list[str]:
+    """After chapter ``executed`` was re-executed inside a built book, re-execute the
+    chapters that summarise the others (the table's ``summary`` column; they only load
+    results), each with its own parameters, so that their lists of pages and settings
+    are current. Summaries not executed yet, and ``executed`` itself, are left alone.
+    Returns the chapters re-executed."""
+    done = []
+    for name in SUMMARIES:
+        output = Path(chapters_dir) / f"{name}.ipynb"
+        if name == executed or not output.exists():
+            continue
+        given = pages.parameters_of(name, chapters_dir) or {"profile": "course", "parameters": {}}
+        log(f"re-executing {name}, which summarises every page:")
+        execute_chapter(name, given["profile"], given["parameters"], output=output,
+                        project=project, log=log)
+        done.append(name)
+    return done
+
+
 def refresh_intro(chapters_dir: Path, project: Path | None = None, log: Log = print) -> bool:
-    """After one chapter was re-executed inside a built book, re-execute the intro (it
-    only loads results) so that its list of pages and settings is current. Returns
-    whether it ran."""
-    intro = chapters_dir / "intro.ipynb"
-    if not intro.exists():
-        return False
-    given = pages.parameters_of("intro", chapters_dir) or {"profile": "course", "parameters": {}}
-    log("re-executing the intro, which lists every page's settings:")
-    execute_chapter("intro", given["profile"], given["parameters"], output=intro,
-                    project=project, log=log)
-    return True
+    """:func:`refresh_summaries` (the intro is the book's one summary); whether it ran."""
+    return bool(refresh_summaries(chapters_dir, project, log))
 
 
 def plan(sources: Sequence[ChapterSource], profile: str,
@@ -334,7 +345,7 @@ def build_book(
         log("executing chapters (papermill; chapters of one wave side by side):")
         for wave in EXECUTION_WAVES:
             jobs = [(s, p) for s, p in todo if s.name in wave]
-            if any(s.name == "intro" for s, _ in jobs):  # the intro reports the others' timings
+            if any(s.chapter.summary for s, _ in jobs):  # a summary reports the others' timings
                 timings_path.parent.mkdir(parents=True, exist_ok=True)
                 timings_path.write_text(json.dumps(timings, indent=1))
             timings.update(_run_wave(jobs, profile, root, log))

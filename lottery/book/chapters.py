@@ -25,31 +25,52 @@ from lottery.stats import ablation
 
 @dataclass(frozen=True)
 class Chapter:
+    """One row of the chapter table: everything the build, the CLI and the cost plans
+    need to know about a chapter."""
+
     name: str  # what `lottery chapter NAME` accepts; also the executed notebook's stem
     source: str  # file in notebooks/
     title: str
+    #: Execution wave: a chapter runs after every chapter of an earlier wave (whose
+    #: results it reads) and beside the chapters of its own wave, which it must not
+    #: depend on (the shared vocabulary is written atomically by whichever needs it first).
+    wave: int
+    #: The procedures it trains (:func:`lottery.book.plan.chains`); () reads only the
+    #: data and vocabulary. Its exercises' costs count these.
+    work: tuple[str, ...] = ()
+    #: It summarises the other pages (their compute, this build's timings, their
+    #: settings): it runs in the last wave, the build hands it the timings of the
+    #: chapters before it, and re-executing another chapter re-executes it.
+    summary: bool = False
 
 
+#: The chapters, in the book's order (``lottery chapter --list`` lists them so).
 CHAPTERS: tuple[Chapter, ...] = (
-    Chapter("intro", "00_intro.md", "Introduction"),
-    Chapter("data", "01_data.md", "The data"),
-    Chapter("divergence", "02_divergence.md", "How different are the domains?"),
-    Chapter("tickets", "03_tickets.md", "Finding tickets"),
-    Chapter("transfer", "04_transfer.md", "Transferring tickets"),
-    Chapter("phase", "05_phase_transition.md", "The phase transition"),
-    Chapter("ablation", "07_ablation.md", "Why this book differs from the paper"),
-    Chapter("federated", "08_federated.md", "Sparsify and transfer, federated"),
-    Chapter("verdict", "06_paper_vs_book.md", "Paper vs this book"),
+    # name, source in notebooks/, title; wave; work; summary
+    Chapter("intro", "00_intro.md", "Introduction", 4, ("tickets", "transfer"), summary=True),
+    Chapter("data", "01_data.md", "The data", 0),
+    Chapter("divergence", "02_divergence.md", "How different are the domains?", 0),
+    Chapter("tickets", "03_tickets.md", "Finding tickets", 0, ("tickets",)),
+    Chapter("transfer", "04_transfer.md", "Transferring tickets", 1, ("transfer",)),
+    Chapter("phase", "05_phase_transition.md", "The phase transition", 2, ("tickets", "transfer")),
+    Chapter("ablation", "07_ablation.md", "Why this book differs from the paper", 2, ("ablation",)),
+    Chapter("federated", "08_federated.md", "Sparsify and transfer, federated", 3, ("federated",)),
+    Chapter("verdict", "06_paper_vs_book.md", "Paper vs this book", 2, ("tickets", "transfer")),
 )
-#: Execution order, in waves: results before the pages that summarise them (the intro
-#: reports the compute that the other chapters used, so it runs last). Chapters of one
-#: wave do not depend on each other's results (the shared vocabulary is written
-#: atomically by whichever needs it first), so the build runs them side by side.
-EXECUTION_WAVES: tuple[tuple[str, ...], ...] = (
-    ("tickets", "data", "divergence"), ("transfer",), ("verdict", "phase", "ablation"),
-    ("federated",), ("intro",),
-)
+
+#: Execution order, in waves (from the table): results before the pages that read or
+#: summarise them. Inside a wave, chapters that train start first (the longest), then
+#: in the book's order; the build runs a wave's chapters side by side.
+EXECUTION_WAVES: tuple[tuple[str, ...], ...] = tuple(
+    tuple(c.name for c in sorted((c for c in CHAPTERS if c.wave == w), key=lambda c: not c.work))
+    for w in sorted({c.wave for c in CHAPTERS}))
 EXECUTION_ORDER: tuple[str, ...] = tuple(n for wave in EXECUTION_WAVES for n in wave)
+
+#: The chapters that summarise the others (see :attr:`Chapter.summary`).
+SUMMARIES: tuple[str, ...] = tuple(c.name for c in CHAPTERS if c.summary)
+
+#: Which procedures each chapter trains (:attr:`Chapter.work`).
+CHAPTER_WORK: dict[str, tuple[str, ...]] = {c.name: c.work for c in CHAPTERS}
 
 #: Parameters that only one chapter takes (checked by that chapter's library code).
 CHAPTER_PARAMETERS: tuple[str, ...] = ("variants", "rewind_sweep")

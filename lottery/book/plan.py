@@ -11,7 +11,10 @@ time differ; the estimate says so.
 
 The exercises of every chapter use :func:`glue_exercise_costs` to print what each costs.
 Transfer work includes the source tickets and the targets' own TICKET-RESET runs
-(TICKET-TARGET), as :func:`lottery.engine.runner.run_transfer` and the transfer chapter train them.
+(TICKET-TARGET), as :func:`lottery.engine.runner.run_transfer` and the transfer chapter train them;
+federated work includes the ticket runs its tasks read
+(:meth:`lottery.federated.jobs.FederatedTask.ticket_chains`). Which work a chapter does is a
+column of the chapter table (:data:`lottery.book.chapters.CHAPTERS`).
 """
 
 from __future__ import annotations
@@ -22,19 +25,14 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 
 from lottery.book import notebook
+from lottery.book.chapters import CHAPTER_WORK
 from lottery.config import ExperimentSettings, strategies as strat
 from lottery.engine import jobs as procedures, runner
 from lottery.engine.cost import work_per_network
 from lottery.engine.store import RunStore, load_json
 from lottery.experiment import selection, validate as experiment
+from lottery.federated import jobs as federated_jobs
 from lottery.stats import ablation
-
-#: Which procedures each chapter trains (the others only read the data and vocabulary).
-CHAPTER_WORK: dict[str, tuple[str, ...]] = {
-    "intro": ("tickets", "transfer"), "data": (), "divergence": (),
-    "tickets": ("tickets",), "transfer": ("transfer",), "phase": ("tickets", "transfer"),
-    "verdict": ("tickets", "transfer"), "ablation": ("ablation",),
-}
 
 
 @dataclass(frozen=True)
@@ -76,8 +74,9 @@ def _ticket_chains(settings: ExperimentSettings, domains: Sequence[str], seeds: 
 
 def chains(settings: ExperimentSettings, work: str, domains: Sequence[str], seeds: Sequence[int],
            pairs: Sequence[tuple[str, str]] = (), variants: Any = None) -> list[tuple[Any, ExperimentSettings]]:
-    """The chains (with their resolved settings) that ``work`` needs: ``tickets``,
-    ``transfer`` (source tickets included) or ``ablation``."""
+    """The jobs (with their resolved settings) that ``work`` needs: ``tickets``,
+    ``transfer`` (source tickets included), ``ablation`` or ``federated`` (for ``pairs``
+    of server and clients, the ticket runs they read included)."""
 
     settings = experiment.resolve(settings)
     if work == "tickets":
@@ -96,26 +95,40 @@ def chains(settings: ExperimentSettings, work: str, domains: Sequence[str], seed
             s = experiment.resolve(ablation.variant_settings(settings, d))
             out += [(c, s) for c in _ticket_chains(s, [domain], seeds, ["reset", "random"])]
         return out
-    raise ValueError(f"unknown work {work!r}: tickets, transfer or ablation")
+    if work == "federated":
+        tasks = federated_jobs.tasks(settings, pairs, seeds)
+        reads = {c: None for t in tasks for c in t.ticket_chains()}   # each ticket run once
+        return [(c, settings) for c in reads] + [(t, settings) for t in tasks]
+    raise ValueError(f"unknown work {work!r}: tickets, transfer, ablation or federated")
 
 
 def run_path(chain: Any, store: Any) -> Any:
-    """A chain's run folder, without creating it (a plan must not touch the store)."""
+    """A job's run folder, without creating it: ``chain.path(store)`` (kept for callers
+    that still ask the plan)."""
 
-    if isinstance(chain, procedures.TransferChain):
-        return store.path("transfer", procedures.transfer_key(
-            chain.settings, chain.source, chain.target, chain.seed, chain.strategy))
-    return store.path("tickets", procedures.ticket_key(chain.settings, chain.domain, chain.seed))
+    return chain.path(store)
+
+
+def network_work(job: Any, s: ExperimentSettings) -> float:
+    """Relative training work of one network of ``job`` (:func:`work_per_network`): a
+    federated training sees the training reviews ``comm_rounds × local_epochs`` times
+    (every client's shard, each local epoch) instead of ``max_epochs``."""
+
+    if isinstance(job, federated_jobs.FederatedTask):
+        f = s.federated
+        return work_per_network(s) * f.comm_rounds * f.local_epochs / s.train.max_epochs
+    return work_per_network(s)
 
 
 def _unique_steps(chain_list: Sequence[tuple[Any, ExperimentSettings]], store: Any
-                  ) -> dict[tuple[str, str], tuple[bool, ExperimentSettings]]:
-    """(run folder, step) → (stored?, settings); a round 0 shared by chains counts once."""
-    steps: dict[tuple[str, str], tuple[bool, ExperimentSettings]] = {}
+                  ) -> dict[tuple[str, str], tuple[bool, float]]:
+    """(run folder, step) → (stored?, work); a round 0 shared by chains counts once."""
+    steps: dict[tuple[str, str], tuple[bool, float]] = {}
     for chain, s in chain_list:
-        path = run_path(chain, store)
+        path = chain.path(store)
         for step in chain.steps:
-            steps.setdefault((str(path), step), ((path / step / "metrics.json").exists(), s))
+            steps.setdefault((str(path), step), ((path / step / "metrics.json").exists(),
+                                                 network_work(chain, s)))
     return steps
 
 
@@ -125,11 +138,11 @@ def measured_seconds(chain_list: Sequence[tuple[Any, ExperimentSettings]], store
 
     seconds, work = [], []
     for chain, s in chain_list:
-        path = run_path(chain, store)
+        path = chain.path(store)
         for step in chain.steps:
             if (path / step / "metrics.json").exists():
                 seconds.append(float(load_json(path / step / "metrics.json").get("seconds", 0.0)))
-                work.append(work_per_network(s))
+                work.append(network_work(chain, s))
     if not seconds:
         return None
     return sum(seconds) / len(seconds), sum(work) / len(work)
@@ -156,15 +169,18 @@ def cost(run: Any, chapter: str, parameters: Mapping[str, Any] | None = None,
     work = CHAPTER_WORK[chapter]
     needed = []
     for w in work:
-        needed += chains(new.settings, w, new.domains, new.seeds, new.pairs, variants)
+        pairs = new.pairs   # the federated chapter's default pairs are the settings' own
+        if w == "federated" and params.get("pairs") is None:
+            pairs = federated_jobs.pairs_of(new.settings)
+        needed += chains(new.settings, w, new.domains, new.seeds, pairs, variants)
     steps = _unique_steps(needed, store)
-    missing = [s for done, s in steps.values() if not done]
+    missing = [w for done, w in steps.values() if not done]
     if reference is None and work:
         reference = page_reference(run, store)
     seconds = None
     if reference is not None and reference[1] > 0:
         per_work = reference[0] / reference[1]
-        seconds = sum(work_per_network(s) for s in missing) * per_work
+        seconds = sum(missing) * per_work
     return Cost(len(steps), len(missing), seconds)
 
 
@@ -190,17 +206,20 @@ def glue_exercise_costs(run: Any, chapter: str, exercises: Mapping[str, Mapping[
 
 
 def profile_networks(settings: ExperimentSettings) -> dict[str, int]:
-    """Trainings of a profile's book grid: ticket finding, then the transfer tasks (the
-    transfer chapter's source and target tickets are among the ticket trainings)."""
+    """Trainings of a profile's book grid: ticket finding, the transfer tasks, then the
+    federated tasks (the source, target and server tickets they read are among the ticket
+    trainings). A federated training is ``comm_rounds × local_epochs`` epochs of
+    federated averaging, not ``max_epochs`` (see :func:`network_work`)."""
 
     s = experiment.resolve(settings)
     nowhere = RunStore("/nonexistent/lottery-plan")   # only folder names are computed
     seen: set[tuple[str, str]] = set()
     out = {}
-    for work, pairs in (("tickets", ()), ("transfer", s.transfer_pairs)):
+    for work, pairs in (("tickets", ()), ("transfer", s.transfer_pairs),
+                        ("federated", federated_jobs.pairs_of(s))):
         before = len(seen)
         for chain, _ in chains(s, work, s.data.domains, s.seeds, pairs):
-            seen |= {(run_path(chain, nowhere).name, step) for step in chain.steps}
+            seen |= {(chain.path(nowhere).name, step) for step in chain.steps}
         out[work] = len(seen) - before
     return out
 

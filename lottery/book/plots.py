@@ -9,8 +9,10 @@ Vega-Lite mime bundle, so the same notebook shows its charts in JupyterLab.
 
 The chart builders take the tidy frames of :mod:`lottery.stats.analysis` and return
 ``alt.Chart`` objects with tooltips, a domain (or transfer-pair) drop-down and a
-clickable legend that highlights one strategy. Each strategy has one colour in every
-chart, from the strategy table (:func:`lottery.config.strategies.colour`).
+clickable legend that highlights one strategy. Strategies are the strategy table's keys
+in the frames and arguments; each has one colour in every chart, from the table by key
+(:func:`lottery.config.strategies.colour`), and the legend and tooltips name it by its
+label (column :data:`LABEL`, added by :func:`with_labels`).
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ import altair as alt
 import pandas as pd
 
 from lottery.config import strategies as table
-from lottery.experiment.labels import display_name, nines
+from lottery.experiment.labels import display_name, nines, strategy_label
 
 VEGA_BUNDLE_NAME = "vega-bundle.js"
 RENDERER_NAME = "lottery-offline"
+#: The column the charts name strategies by (their labels; ``strategy`` holds the keys).
+LABEL = "strategy_label"
 
 # ------------------------------------------------------------------ offline renderer
 def vegalite_minor_version() -> str:
@@ -182,18 +186,25 @@ def sparsity_axis(sparsities: Iterable[float], title: str = "sparsity (log-space
 
 
 # ------------------------------------------------------------------ charts
-def _strategy_colour(strategies: Sequence[str], **kwargs: object) -> alt.Color:
-    """Colour by strategy, each in its colour from the strategy table."""
+def with_labels(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with the labels of its strategy keys in column :data:`LABEL`."""
+    return df.assign(**{LABEL: df["strategy"].map(strategy_label)})
 
-    return alt.Color("strategy:N", sort=list(strategies),
-                     scale=alt.Scale(domain=list(strategies),
-                                     range=[table.colour(s) for s in strategies]), **kwargs)
+
+def _strategy_colour(strategies: Sequence[str], **kwargs: object) -> alt.Color:
+    """Colour by strategy (keys), each in its colour from the strategy table; the legend
+    shows the labels (column :data:`LABEL`)."""
+    shown = [strategy_label(s) for s in strategies]
+    return alt.Color(f"{LABEL}:N", sort=shown,
+                     scale=alt.Scale(domain=shown, range=[table.colour(s) for s in strategies]),
+                     **kwargs)
 
 
 def _tooltip(facet: str, facet_title: str, series: str,
-             *values: tuple[str, ...]) -> list[alt.Tooltip]:
+             *values: tuple[str, ...], series_title: str | None = None) -> list[alt.Tooltip]:
     """Hover text: panel, series, round and sparsity, then ``(field, title[, format])``s."""
-    return [alt.Tooltip(f"{facet}:N", title=facet_title), alt.Tooltip(f"{series}:N"),
+    return [alt.Tooltip(f"{facet}:N", title=facet_title),
+            alt.Tooltip(f"{series}:N", title=series_title or alt.Undefined),
             alt.Tooltip("round:Q"), alt.Tooltip("sparsity:Q", format=".3%"),
             *(alt.Tooltip(field, title=title, format=fmt[0] if fmt else alt.Undefined)
               for field, title, *fmt in values)]
@@ -266,7 +277,7 @@ def accuracy_bands(
     marks chance (50%). A drop-down picks one panel, a legend click highlights a
     strategy, hovering shows the numbers.
     """
-    data = summary[summary["strategy"].isin(strategies)].copy()
+    data = with_labels(summary[summary["strategy"].isin(strategies)])
     for col in ("mean", "std", "lo", "hi"):
         data[col] = 100 * data[col]
     per_seed = "seed_values" in data and int(data["n"].max()) <= 5
@@ -280,13 +291,14 @@ def accuracy_bands(
                  .assign(kind="seed", seed=seeds["seed_ids"].astype(int),
                          acc=100 * seeds["seed_values"].astype(float)))
         rows = pd.concat([rows, seeds], ignore_index=True)
-    legend = alt.selection_point(fields=["strategy"], bind="legend", name="legend")
+    legend = alt.selection_point(fields=[LABEL], bind="legend", name="legend")
     x = sparsity_axis(data["sparsity"])
     y_title = "test accuracy (%)"
-    tooltip = _tooltip(facet, facet_title, "strategy", ("mean:Q", "mean test accuracy (%)", ".1f"),
-                       ("std:Q", "std over seeds (points)", ".1f"), ("n:Q", "seeds"))
+    tooltip = _tooltip(facet, facet_title, LABEL, ("mean:Q", "mean test accuracy (%)", ".1f"),
+                       ("std:Q", "std over seeds (points)", ".1f"), ("n:Q", "seeds"),
+                       series_title="strategy")
     base = alt.Chart().encode(x=x, color=_strategy_colour(strategies, title="strategy"))
-    dashed = alt.condition("datum.strategy == 'FULL-MODEL'", alt.value([5, 3]), alt.value([1, 0]))
+    dashed = alt.condition("datum.strategy == 'full'", alt.value([5, 3]), alt.value([1, 0]))
     mean = base.transform_filter("datum.kind == 'mean'").mark_line(point=True, strokeWidth=3).encode(
         y=alt.Y("mean:Q", title=y_title, scale=alt.Scale(zero=False)),
         strokeDash=dashed,
@@ -334,7 +346,7 @@ def spread_lines(
     title: str, columns: int = 3, width: int = 220, height: int = 200,
 ) -> alt.FacetChart:
     """Standard deviation of test accuracy over seeds (points) vs sparsity, per strategy."""
-    data = spread[spread["strategy"].isin(strategies)].copy()
+    data = with_labels(spread[spread["strategy"].isin(strategies)])
     data["std"] = 100 * data["std"]
     if facet == "domain":
         data["domain"] = [display_name(d) for d in data["domain"]]
@@ -342,8 +354,8 @@ def spread_lines(
         x=sparsity_axis(data["sparsity"]),
         y=alt.Y("std:Q", title="std over seeds (points)"),
         color=_strategy_colour(strategies, title="strategy"),
-        tooltip=_tooltip(facet, facet_title, "strategy", ("std:Q", "std (points)", ".2f"),
-                         ("n:Q", "seeds")),
+        tooltip=_tooltip(facet, facet_title, LABEL, ("std:Q", "std (points)", ".2f"),
+                         ("n:Q", "seeds"), series_title="strategy"),
     ).properties(width=width, height=height)
     return _configured(_faceted(chart, data, facet, facet_title, columns, title))
 

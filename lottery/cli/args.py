@@ -9,9 +9,11 @@ from typing import Any
 
 from lottery import config
 from lottery.data import DataError
+from lottery.engine import cluster
 from lottery.engine.jobs import summarize
-from lottery.engine.runner import LAST_RUN
+from lottery.engine.runner import RunCounts
 from lottery.experiment import validate as experiment
+from lottery.experiment.labels import show_strategies
 
 def profile_settings(args: argparse.Namespace) -> config.ExperimentSettings:
     """The chosen profile with ``--set key=value`` overrides, resolved and checked once
@@ -104,20 +106,27 @@ def engine_errors(fn):
         return 2
 
 
-def finish_run(args: argparse.Namespace, df, store) -> int:
+def finish_run(args: argparse.Namespace, df, store, counts: RunCounts) -> int:
 
     print(f"\nresults: {len(df)} rows (one per network and curve; round 0 appears under every "
           f"strategy); run store: {store.root}")
-    print(f"this command trained {LAST_RUN['missing_steps']} networks (in {LAST_RUN['run_jobs']} "
-          f"jobs) and loaded {LAST_RUN['loaded_jobs']} finished jobs from the run store")
+    print(f"this command trained {counts.missing_steps} networks (in {counts.run_jobs} "
+          f"jobs) and loaded {counts.loaded_jobs} finished jobs from the run store")
     if args.csv:
         df.to_csv(args.csv, index=False)
         print(f"table written to {args.csv}")
-    table = summarize(df)
+    table = show_strategies(summarize(df))   # the strategies by their labels
     table["test_acc"] = [f"{m:.3f} ± {0 if s != s else s:.3f}" for m, s in zip(table.test_mean, table.test_std)]
     print(table[["source", "target", "strategy", "round", "sparsity", "test_acc", "n_seeds"]]
           .to_string(index=False, float_format=lambda x: f"{x:.4f}"))
     return 0
+
+
+def dask_executor(args: argparse.Namespace) -> Any:
+    """The executor ``--dask ADDRESS`` names (None: the local process pool), passed to the
+    runner explicitly (:func:`lottery.engine.runner.use_dask` is the chapters' way)."""
+    address = getattr(args, "dask", None)
+    return cluster.connect(address) if address else None
 
 
 def parse_pairs(items: list[str] | None, form: str) -> list[tuple[str, str]] | None:

@@ -1,6 +1,6 @@
 """``lottery plan PROFILE``: what a profile's book grid costs before it runs; and
-``lottery profile NAME``: a profile's fully resolved settings.
-
+``lottery profile NAME``: a profile's fully resolved settings (``--help-settings``: every
+setting's name, type, value and help).
 """
 
 from __future__ import annotations
@@ -8,10 +8,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 
 from typing import Any
 
 from lottery import config
+from lottery.config import hparams
 from lottery.book import plan
 from lottery.cli.args import engine_errors, profile_settings
 from lottery.engine import cost
@@ -85,16 +87,27 @@ def _run_plan(args: argparse.Namespace) -> int:
 
 
 def add_profile(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("profile", help="print a profile's fully resolved settings (with --set applied)")
-    p.add_argument("name", choices=sorted(config.PROFILES), help="profile")
+    p = sub.add_parser("profile", help="print a profile's fully resolved settings (with --set applied); "
+                                       "--help-settings: every setting with its type and help")
+    p.add_argument("name", nargs="?", choices=sorted(config.PROFILES),
+                   help="profile (optional with --help-settings: then the defaults are shown)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one setting (repeatable)")
     p.add_argument("--json", action="store_true", help="print JSON (default: one KEY = VALUE per line)")
+    p.add_argument("--help-settings", action="store_true",
+                   help="list every setting: dotted name, type, value (the profile's, else the "
+                        "default) and help")
     p.set_defaults(run=_run_profile)
 
 
 def _run_profile(args: argparse.Namespace) -> int:
+    if args.name is None and not args.help_settings:
+        print("lottery profile: give a profile name (or --help-settings)", file=sys.stderr)
+        return 2
     args.profile = args.name
-    settings = config.to_dict(profile_settings(args))
+    resolved = profile_settings(args) if args.name else None
+    if args.help_settings:
+        return _help_settings(resolved, args.name)
+    settings = config.to_dict(resolved)
     if args.json:
         print(json.dumps(settings, indent=2))
         return 0
@@ -106,6 +119,18 @@ def _run_profile(args: argparse.Namespace) -> int:
         else:
             print(f"{prefix[:-1]} = {json.dumps(obj)}")
     flat("", settings)
+    return 0
+
+
+def _help_settings(settings: config.ExperimentSettings | None, name: str | None) -> int:
+    """Every setting as ``--set`` names it: type, value and the help its field carries."""
+    rows = list(hparams.iter_settings(config.ExperimentSettings if settings is None else settings))
+    source = f"profile {name}'s value" if name else "default"
+    print(f"settings (--set NAME=VALUE, VALUE as JSON): name, type, {source}, help")
+    width = max(len(r.name) for r in rows)
+    for r in rows:
+        print(f"  {r.name:<{width}}  {r.type}  = {json.dumps(r.value)}")
+        print(f"  {'':<{width}}  {r.help}")
     return 0
 
 

@@ -8,12 +8,11 @@ import json
 import sys
 
 from lottery import config, data
-from lottery.experiment import selection
-from lottery.cli.args import (add_profile_args, add_run_args, engine_errors, finish_run, parse_pairs,
-                              profile_settings)
+from lottery.cli.args import (add_profile_args, add_run_args, dask_executor, engine_errors, finish_run,
+                              parse_pairs, profile_settings)
 from lottery.engine import runner
 from lottery.engine.jobs import results_frame
-from lottery.engine.runner import run_tickets, run_transfer, use_dask
+from lottery.engine.runner import RunCounts, run_tickets, run_transfer
 from lottery.engine.store import RunStore
 from lottery.stats import claims, divergence
 
@@ -69,10 +68,10 @@ def _run_tickets(args: argparse.Namespace) -> int:
     store = RunStore(args.runs)
 
     def go():
-        use_dask(args.dask)
+        counts = RunCounts()
         df = run_tickets(settings, args.domains, args.seeds, args.strategies, not args.quiet,
-                         args.workers, store)
-        return finish_run(args, df, store)
+                         args.workers, store, dask_executor(args), counts)
+        return finish_run(args, df, store, counts)
     return engine_errors(go)
 
 
@@ -95,9 +94,10 @@ def _run_transfer(args: argparse.Namespace) -> int:
     pairs = parse_pairs(args.pairs, "SOURCE:TARGET")
 
     def go():
-        use_dask(args.dask)
-        df = run_transfer(settings, pairs, args.seeds, args.strategies, not args.quiet, args.workers, store)
-        return finish_run(args, df, store)
+        counts = RunCounts()
+        df = run_transfer(settings, pairs, args.seeds, args.strategies, not args.quiet, args.workers, store,
+                          dask_executor(args), counts)
+        return finish_run(args, df, store, counts)
     return engine_errors(go)
 
 
@@ -115,18 +115,16 @@ def add_claims(sub: argparse._SubParsersAction) -> None:
 
 def _run_claims(args: argparse.Namespace) -> int:
 
-    profile_settings(args)  # a bad --set fails here, in one line
+    settings = profile_settings(args)   # checked once; a bad --set fails here, in one line
+    data.use_display_names(settings.data.dataset)
     store = RunStore(args.runs)
 
-    def go():
-        run = selection.chapter_settings(args.profile, overrides=config.parse_set(args.set))
-        found = runner.run_tickets(run.settings, run.domains, run.seeds, progress=not args.quiet,
-                                   workers=args.workers, store=store)
-        moved = (runner.run_transfer(run.settings, run.pairs, run.seeds, progress=not args.quiet,
-                                     workers=args.workers, store=store)
-                 if run.pairs else results_frame([]))
-        jsd = divergence.jsd_matrix(run.settings.data, run.settings.vocab)
-        found_claims = claims.claim_list(found, moved, jsd, run.pairs)
+    def go():   # every domain, seed and transfer pair of the settings
+        found = runner.run_tickets(settings, progress=not args.quiet, workers=args.workers, store=store)
+        moved = (runner.run_transfer(settings, progress=not args.quiet, workers=args.workers, store=store)
+                 if settings.transfer_pairs else results_frame([]))
+        jsd = divergence.jsd_matrix(settings.data, settings.vocab)
+        found_claims = claims.claim_list(found, moved, jsd, settings.transfer_pairs)
         if args.json:
             print(json.dumps([c.record() for c in found_claims], indent=2, ensure_ascii=False))
             return 0

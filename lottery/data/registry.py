@@ -16,8 +16,10 @@ User data, two ways:
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from lottery import config
 from lottery.data.errors import DataSettingsError, UnknownDomainError
@@ -228,13 +230,32 @@ def paper_name(domain: str) -> str:
     return _PAPER_NAMES.get(domain, domain)
 
 
+#: The one deliberate process-wide display choice: the names :func:`paper_name` writes,
+#: set by :func:`use_display_names` (None: the paper's names, for FDU-MTL and Blitzer).
+#: A chapter's kernel or a command shows one dataset, and every label, table and chart
+#: of it must name domains alike without passing the dataset around. It is text only:
+#: no run, key, file or number depends on it. Code that shows another dataset for a
+#: while (a test, say) uses :func:`display_names`, which puts the previous choice back.
 _ACTIVE_NAMES: dict[str, str] | None = None
 
 
 def use_display_names(dataset: str) -> None:
     """Display domains the way ``dataset`` names them (the paper's names for FDU-MTL and
     Blitzer; a user spec's own ``name`` fields, else the domain itself). Chapters and
-    commands call this once for the dataset they show."""
+    commands call this once for the dataset they show (see :data:`_ACTIVE_NAMES`)."""
     global _ACTIVE_NAMES
     spec = get_dataset(dataset)
     _ACTIVE_NAMES = None if spec.downloadable else {d: spec.display_name(d) for d in spec.domains}
+
+
+@contextmanager
+def display_names(dataset: str) -> Iterator[None]:
+    """:func:`use_display_names` for the ``with`` block only: the previous choice is put
+    back on leaving it, also on an error."""
+    global _ACTIVE_NAMES
+    previous = _ACTIVE_NAMES
+    try:
+        use_display_names(dataset)
+        yield
+    finally:
+        _ACTIVE_NAMES = previous

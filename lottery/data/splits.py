@@ -31,7 +31,7 @@ import pandas as pd
 
 from lottery import config
 from lottery.data.download import ensure_files, MIRROR_ENV
-from lottery.data.errors import DataSettingsError, NotEnoughReviewsError
+from lottery.data.errors import NotEnoughReviewsError
 from lottery.data.fingerprint import data_fingerprint
 from lottery.data.readers import DataWarning, OnError, ReadReport, Review, read_reviews
 from lottery.data.registry import get_dataset, resolve_domain
@@ -72,11 +72,9 @@ def _key(text: str, seed: int) -> int:
 
 
 def _per_class(data: config.DataSettings) -> tuple[int, int, int]:
-    sizes = (data.n_train, data.n_val, data.n_test)
-    for name, n in zip(SPLITS, sizes):
-        if n < 0 or n % 2:
-            raise DataSettingsError(f"data.n_{name} must be a non-negative even number (half of it "
-                                    f"per class, for balance), got {n}")
+    """Reviews per class of each split. The sizes are even (checked once, with the
+    settings: :func:`lottery.experiment.validate.resolve`); whether the dataset has that
+    many reviews is decided here, by the data (:class:`NotEnoughReviewsError`)."""
     return data.n_train // 2, data.n_val // 2, data.n_test // 2
 
 

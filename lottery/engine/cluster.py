@@ -97,9 +97,10 @@ def slurm_cluster(config_file: Path, start: bool = True) -> Any:
 
 
 def task_key(job: Any, store: Any) -> str:
-    """The Dask key of a chain: its run folder (hash of its settings) and its steps."""
+    """The Dask key of a chain: its run folder (hash of its settings; nothing is
+    created on the client) and its steps."""
     steps = hashlib.sha256("\n".join(job.steps).encode()).hexdigest()[:10]
-    return f"lottery-{job.run_dir(store).path.name}-{steps}"
+    return f"lottery-{job.path(store).name}-{steps}"
 
 
 def run_on_dask(client: Any, jobs: Sequence[Any], store: Any, bar: tqdm) -> list[dict[str, Any]]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Callable, NamedTuple, Sequence, Union
 
 import pandas as pd
@@ -36,7 +37,7 @@ from lottery.engine.model import init_model
 from lottery.engine.starts import derive_seed, initial_model, next_mask
 from lottery.engine.store import RunDir, RunStore, load_tensors, save_tensors
 from lottery.engine.train import EncodedSplit, TrainResult, encode_split, train_models
-from lottery.experiment.labels import in_domain_order
+from lottery.experiment.labels import by_strategy_label, in_domain_order, strategy_key
 
 
 RESULT_COLUMNS = ["procedure", "strategy", "domain", "source", "target", "seed", "round", "sparsity",
@@ -103,6 +104,12 @@ def _store(store: RunStore | str | None) -> RunStore:
     return store if isinstance(store, RunStore) else RunStore(store)
 
 
+def _keyed(metrics: dict[str, Any]) -> dict[str, Any]:
+    """A stored metrics row with its strategy as the table's key: stores written before
+    rows carried keys hold the label (``TICKET-RESET``); their files stay as they are."""
+    return {**metrics, "strategy": strategy_key(metrics["strategy"])}
+
+
 def _metrics(res: TrainResult, mask: Mask, reference: Mask, **fields: Any) -> dict[str, Any]:
     return {**fields, "sparsity": overall_sparsity(mask, reference), "val_acc": res.val_acc,
             "test_acc": res.test_acc, "epochs": res.best_epoch, "epochs_run": res.epochs_run,
@@ -167,6 +174,14 @@ def _starts(settings: ExperimentSettings, data: DomainData, run: RunDir, theta0:
     return starts
 
 
+def starts_for(settings: ExperimentSettings, data: DomainData, run: RunDir, theta0: dict[str, torch.Tensor],
+               seed: int, keys: Sequence[str]) -> dict[str, Any]:
+    """What the strategies ``keys`` start from when they retrain masks of the ticket run
+    ``run`` (its θ0, and its θ_k, computed on ``data``, if one of them rewinds): for
+    procedures outside this module (:mod:`lottery.federated.jobs`)."""
+    return _starts(settings, data, run, theta0, seed, keys)
+
+
 @dataclass(frozen=True)
 class TicketChain:
     """Ticket finding for one domain and seed: FULL-MODEL, then ``rounds`` rounds of each
@@ -186,20 +201,24 @@ class TicketChain:
         rounds = range(1, self.settings.prune.rounds + 1)
         return [step_name("full", 0)] + [step_name(k, r) for k in self.strategies for r in rounds]
 
+    def path(self, store: RunStore) -> Path:
+        """The run folder, computed without creating anything (plans and checks)."""
+        return store.path("tickets", ticket_key(self.settings, self.domain, self.seed))
+
     def run_dir(self, store: RunStore) -> RunDir:
         return store.run("tickets", ticket_key(self.settings, self.domain, self.seed))
 
     def stored_rows(self, store: RunStore) -> list[dict[str, Any]] | None:
         """The metric rows if every step is stored, else None. Round 0 is repeated under
-        each strategy's label so every curve starts at the full model."""
+        each strategy's key so every curve starts at the full model."""
         run = self.run_dir(store)
         if not all(map(run.done, self.steps)):
             return None
         full = run.metrics(step_name("full", 0))
         rows = []
         for k in self.strategies:
-            rows.append({**full, "strategy": strat.label(k)})
-            rows += [run.metrics(step_name(k, r)) for r in range(1, self.settings.prune.rounds + 1)]
+            rows.append({**full, "strategy": strategy_key(k)})
+            rows += [_keyed(run.metrics(step_name(k, r))) for r in range(1, self.settings.prune.rounds + 1)]
         return rows
 
     def run(self, store: RunStore | str | None = None, report: Report | None = None) -> list[dict[str, Any]]:
@@ -217,7 +236,7 @@ class TicketChain:
                 "target": self.domain, "seed": seed}
 
         def record(key: str, r: int, mask: Mask, res: TrainResult) -> None:
-            metrics = _metrics(res, mask, reference, **base, strategy=strat.label(key), round=r)
+            metrics = _metrics(res, mask, reference, **base, strategy=key, round=r)
             run.write_step(step_name(key, r), metrics, {"mask": mask, "weights": res.state})
             if r > 1:     # only the latest trained weights are needed to go on
                 run.drop(step_name(key, r - 1), "weights")
@@ -290,13 +309,18 @@ class TransferChain:
     def source_chain(self) -> TicketChain:
         return TicketChain(self.settings, self.source, self.seed, (strat.SOURCE_STRATEGY,))
 
+    def path(self, store: RunStore) -> Path:
+        """The run folder, computed without creating anything (plans and checks)."""
+        return store.path("transfer", transfer_key(self.settings, self.source, self.target, self.seed,
+                                                   self.strategy))
+
     def run_dir(self, store: RunStore) -> RunDir:
         return store.run("transfer", transfer_key(self.settings, self.source, self.target, self.seed,
                                                   self.strategy))
 
     def stored_rows(self, store: RunStore) -> list[dict[str, Any]] | None:
         run = self.run_dir(store)
-        return [run.metrics(step) for step in self.steps] if all(map(run.done, self.steps)) else None
+        return [_keyed(run.metrics(step)) for step in self.steps] if all(map(run.done, self.steps)) else None
 
     def run(self, store: RunStore | str | None = None, report: Report | None = None) -> list[dict[str, Any]]:
         store, s, seed = _store(store), self.settings, self.seed
@@ -308,7 +332,7 @@ class TransferChain:
         data = domain_data(s.data, s.vocab, self.target)
         theta0 = load_tensors(src.path / "theta0.pt")
         reference = full_mask(init_model(data.vocab.size, s.model, seed, data.vocab.pad_id), s.prune.prune_biases)
-        base = {"procedure": "transfer", "strategy": strat.label(self.strategy), "domain": self.target,
+        base = {"procedure": "transfer", "strategy": self.strategy, "domain": self.target,
                 "source": self.source, "target": self.target, "seed": seed}
         starts = {"theta0": theta0}
         if strat.needs([self.strategy], "rewind"):   # the source's θ_k, from the source's data
@@ -326,21 +350,28 @@ class TransferChain:
 
 
 def results_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """The tidy results table the book plots (one row per trained network and curve)."""
+    """The tidy results table the book plots (one row per trained network and curve).
+
+    ``strategy`` holds the strategy table's keys (labels in rows read from older stores
+    are mapped to keys). Rows are listed by procedure, strategy (in the order of their
+    labels, as the book prints them), seed and round, then in the paper's domain order."""
     df = pd.DataFrame(rows)
     if df.empty:
         return pd.DataFrame(columns=RESULT_COLUMNS)
-    df = df[RESULT_COLUMNS].sort_values(["procedure", "strategy", "seed", "round"])
+    df = df[RESULT_COLUMNS].assign(strategy=lambda d: d["strategy"].map(strategy_key))
+    df = df.sort_values(["procedure", "strategy", "seed", "round"], key=by_strategy_label)
     return in_domain_order(df, "source", "target")   # the paper's domain order
 
 
 def summarize(df: pd.DataFrame) -> pd.DataFrame:
-    """Mean ± std of test accuracy over seeds, by curve and round."""
+    """Mean ± std of test accuracy over seeds, by curve (strategy keys) and round, listed
+    with the strategies in the order of their labels."""
     keys = ["procedure", "source", "target", "strategy", "round"]
     return (df.groupby(keys, sort=True)
             .agg(sparsity=("sparsity", "mean"), test_mean=("test_acc", "mean"), test_std=("test_acc", "std"),
                  n_seeds=("seed", "nunique"))
-            .reset_index())
+            .reset_index()
+            .sort_values(keys, key=by_strategy_label, kind="stable", ignore_index=True))
 
 
 Job = Union["TicketChain", "TransferChain"]

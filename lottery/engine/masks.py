@@ -14,8 +14,6 @@ import pandas as pd
 import torch
 from torch import nn
 
-from lottery.config import check_prune_fraction
-
 Mask = dict[str, torch.Tensor]
 
 
@@ -35,8 +33,8 @@ def full_mask(model: nn.Module, prune_biases: bool = False) -> Mask:
 
 
 def keep_count(alive: int, prune_fraction: float) -> int:
-    """Weights a layer keeps after one round: ceil((1-p)·alive), at least one."""
-    check_prune_fraction(prune_fraction)
+    """Weights a layer keeps after one round: ceil((1-p)·alive), at least one (p is
+    checked once, with the settings: :func:`lottery.experiment.validate.resolve`)."""
     if alive == 0:
         return 0
     return max(1, math.ceil((1.0 - prune_fraction) * alive - 1e-9))

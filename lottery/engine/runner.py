@@ -18,7 +18,7 @@ import os
 import queue as queue_mod
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, Sequence
 
@@ -53,28 +53,41 @@ def _drain(events: Any, show: Report) -> None:
             return
 
 
-_DEFAULT_EXECUTOR: list[Any] = [None]
+#: The one process-wide choice of this module: the executor that ``run_tickets`` /
+#: ``run_transfer`` use when they are given none (None: the local process pool). Only
+#: :func:`use_dask` sets it (the chapters, with their ``dask`` parameter); the CLI passes
+#: its executor explicitly instead.
+_default_executor: Executor | None = None
 
 
 def use_dask(address: str | None) -> None:
     """Make every later ``run_tickets`` / ``run_transfer`` of this process without an
     ``executor`` run on Dask (``address`` as for ``--dask``; None: back to the local
-    process pool). The chapters call it with their ``dask`` parameter."""
-    _DEFAULT_EXECUTOR[0] = cluster.connect(address) if address else None
+    process pool). This is process-wide state, on purpose: one chapter's cells all
+    train on the cluster its ``dask`` parameter names."""
+    global _default_executor
+    _default_executor = cluster.connect(address) if address else None
 
 
-#: What :func:`run_jobs` did in this process (counts add up; the CLI prints them: trained
-#: vs loaded).
-LAST_RUN: dict[str, int] = {"loaded_jobs": 0, "run_jobs": 0, "missing_steps": 0}
+@dataclass
+class RunCounts:
+    """What :func:`run_jobs` did, added up over the calls it is passed to (the CLI prints
+    it: networks trained vs finished jobs loaded from the run store)."""
+
+    loaded_jobs: int = 0
+    run_jobs: int = 0
+    missing_steps: int = 0
 
 
 def run_jobs(jobs: Sequence[Job], store: RunStore | None = None, executor: Executor | None = None,
-             workers: int | None = None, progress: bool = True, desc: str = "jobs") -> list[dict[str, Any]]:
+             workers: int | None = None, progress: bool = True, desc: str = "jobs",
+             counts: RunCounts | None = None) -> list[dict[str, Any]]:
     """Rows of every job: stored jobs are loaded (no workers start), the rest run.
 
     ``executor`` given: each job is submitted to it (progress per finished job).
     Otherwise ``workers`` single-threaded processes (default: one per core), with
-    progress per trained round; ``workers=1`` runs in this process.
+    progress per trained round; ``workers=1`` runs in this process. ``counts`` (the
+    caller's) adds up what was loaded and what runs.
     """
     if isinstance(executor, ThreadPoolExecutor):
         raise ValueError("jobs must run in separate processes (dropout draws from torch's global RNG and "
@@ -88,10 +101,11 @@ def run_jobs(jobs: Sequence[Job], store: RunStore | None = None, executor: Execu
             todo.append(job)
         else:
             rows += stored
-    LAST_RUN["loaded_jobs"] += len(jobs) - len(todo)
-    LAST_RUN["run_jobs"] += len(todo)
-    LAST_RUN["missing_steps"] += sum(sum(not job.run_dir(store).done(s) for s in job.steps)
-                                     for job in todo)
+    if counts is not None:
+        counts.loaded_jobs += len(jobs) - len(todo)
+        counts.run_jobs += len(todo)
+        counts.missing_steps += sum(sum(not job.run_dir(store).done(s) for s in job.steps)
+                                    for job in todo)
     if not todo:
         return rows
     bar = tqdm(total=sum(len(job.steps) for job in todo), desc=desc, unit="round",
@@ -147,8 +161,11 @@ def ticket_jobs(settings: ExperimentSettings, domains: Sequence[str], seeds: Seq
 
     When the chains do not divide among the workers (e.g. 3 seeds on 2 cores), finer
     jobs balance them: every round 0 first, then one chain per (domain, seed, strategy).
-    Same steps, same numbers. Stacked strategies must stay together.
+    Same steps, same numbers. Stacked strategies must stay together. ``settings`` are
+    resolved here if they are not yet; ``domains``, ``seeds`` and ``keys`` are trusted
+    (:func:`lottery.experiment.validate.select` checks them).
     """
+    settings = experiment.ensure_resolved(settings)
     controls = settings.control_domains
 
     def for_domain(d: str) -> tuple[str, ...]:
@@ -165,57 +182,48 @@ def ticket_jobs(settings: ExperimentSettings, domains: Sequence[str], seeds: Seq
 def run_tickets(settings: ExperimentSettings, domains: Sequence[str] | None = None,
                 seeds: Sequence[int] | None = None, strategies: Sequence[str] | None = None,
                 progress: bool = True, workers: int | None = None, store: RunStore | None = None,
-                executor: Executor | None = None) -> pd.DataFrame:
-    """Ticket finding for every (domain, seed): trains what is missing, loads the rest."""
-    settings = experiment.resolve(settings)
-    executor = executor or _DEFAULT_EXECUTOR[0]
-    selection = experiment.resolve(_select(settings, domains, seeds))
-    keys = strat.check(strategies or settings.strategies, "tickets")
-    n = len(selection.data.domains) * len(selection.seeds) * max(1, len(keys))
-    waves = ticket_jobs(settings, _in(selection.data.domains, settings), selection.seeds, keys,
+                executor: Executor | None = None, counts: RunCounts | None = None) -> pd.DataFrame:
+    """Ticket finding for every (domain, seed): trains what is missing, loads the rest.
+
+    ``settings`` are checked unless :func:`lottery.experiment.validate.resolve` made them;
+    the selection (``domains``, ``seeds``, ``strategies``; None: the settings') is checked
+    against them. ``counts`` adds up what ran (see :func:`run_jobs`)."""
+    settings = experiment.ensure_resolved(settings)
+    chosen = experiment.select(settings, domains=domains, seeds=seeds, strategies=strategies)
+    return _tickets(settings, chosen.domains, chosen.seeds, chosen.strategies, progress, workers, store,
+                    executor, counts)
+
+
+def _tickets(settings: ExperimentSettings, domains: Sequence[str], seeds: Sequence[int],
+             keys: Sequence[str], progress: bool, workers: int | None, store: RunStore | None,
+             executor: Executor | None, counts: RunCounts | None) -> pd.DataFrame:
+    """:func:`run_tickets` of a checked selection."""
+    executor = executor or _default_executor
+    n = len(domains) * len(seeds) * max(1, len(keys))
+    waves = ticket_jobs(settings, domains, seeds, keys,
                         workers or (1 if executor else default_workers(n, settings.train.device,
                                                                        settings.train.threads)))
     for wave in waves[:-1]:    # round 0 alone: its chains have no rows of their own
-        run_jobs(wave, store, executor, workers, progress, "tickets")
-    return results_frame(run_jobs(waves[-1], store, executor, workers, progress, "tickets"))
+        run_jobs(wave, store, executor, workers, progress, "tickets", counts)
+    return results_frame(run_jobs(waves[-1], store, executor, workers, progress, "tickets", counts))
 
 
 def run_transfer(settings: ExperimentSettings, pairs: Sequence[tuple[str, str]] | None = None,
                  seeds: Sequence[int] | None = None,
                  strategies: Sequence[str] = ("masks_reset", "masks_random"), progress: bool = True,
                  workers: int | None = None, store: RunStore | None = None,
-                 executor: Executor | None = None) -> pd.DataFrame:
+                 executor: Executor | None = None, counts: RunCounts | None = None) -> pd.DataFrame:
     """Transfer for every (source, target) pair, seed and strategy. Source tickets are
-    found first (in parallel, a no-op when the ticket chapter already ran them)."""
-    settings = experiment.resolve(settings)
-    executor = executor or _DEFAULT_EXECUTOR[0]
-    chosen = experiment.resolve(_select(settings, None, seeds, pairs))
-    keys = strat.check(strategies, "transfer")
-    sources = sorted({a for a, _ in chosen.transfer_pairs})
+    found first (in parallel, a no-op when the ticket chapter already ran them).
+    Settings and selection are checked as in :func:`run_tickets`."""
+    settings = experiment.ensure_resolved(settings)
+    chosen = experiment.select(settings, seeds=seeds, pairs=pairs, strategies=strategies,
+                               procedure="transfer")
+    executor = executor or _default_executor
+    sources = sorted({a for a, _ in chosen.pairs})
     if sources:
-        run_tickets(settings, sources, chosen.seeds, [strat.SOURCE_STRATEGY], progress, workers, store,
-                    executor)
-    jobs = [TransferChain(settings, a, b, s, k) for a, b in chosen.transfer_pairs for s in chosen.seeds
-            for k in keys]
-    return results_frame(run_jobs(jobs, store, executor, workers, progress, "transfer"))
-
-
-def _select(settings: ExperimentSettings, domains: Sequence[str] | None, seeds: Sequence[int] | None,
-            pairs: Sequence[tuple[str, str]] | None = None) -> ExperimentSettings:
-    """The selection (domains and seeds, or transfer pairs and seeds) as settings, so
-    that it is resolved and checked by the same code as the settings themselves."""
-    if pairs is None and domains is None:
-        pairs = settings.transfer_pairs
-    data = settings.data if domains is None else replace(settings.data, domains=tuple(domains))
-    return replace(settings, data=data, seeds=settings.seeds if seeds is None else tuple(seeds),
-                   transfer_pairs=tuple(map(tuple, pairs or ())), control_domains=None,
-                   federated=replace(settings.federated, pairs=None))   # not part of this selection
-
-
-def _in(selected: Sequence[str], settings: ExperimentSettings) -> list[str]:
-    """Selected domains must be among the settings' domains (the vocabulary covers those)."""
-    for d in selected:
-        if d not in settings.data.domains:
-            raise ValueError(f"domain {d!r} is not among this profile's domains {list(settings.data.domains)} "
-                             f"(the shared vocabulary is trained on those; add it with data.domains)")
-    return list(selected)
+        _tickets(settings, sources, chosen.seeds, (strat.SOURCE_STRATEGY,), progress, workers, store,
+                 executor, counts)
+    jobs = [TransferChain(settings, a, b, s, k) for a, b in chosen.pairs for s in chosen.seeds
+            for k in chosen.strategies]
+    return results_frame(run_jobs(jobs, store, executor, workers, progress, "transfer", counts))

@@ -17,10 +17,9 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -85,20 +84,11 @@ def load_json(path: Path) -> Any:
         return json.load(fh)
 
 
-#: Test hook for deterministic interruption: ``LOTTERY_KILL_AT=N`` SIGKILLs this process
-#: right after its N-th finished step; ``N:mid`` kills it in the middle of writing the
-#: N-th step (tensors written, metrics not, folder not renamed). Unset in normal use.
-KILL_ENV = "LOTTERY_KILL_AT"
-_steps_written = 0
-
-
-def _maybe_kill(phase: str) -> None:
-    spec = os.environ.get(KILL_ENV)
-    if not spec:
-        return
-    n, _, when = spec.partition(":")
-    if int(n) == _steps_written + (phase == "mid") and (when or "after") == phase:
-        os.kill(os.getpid(), signal.SIGKILL)
+#: The run store's one test seam: ``on_step_written(phase, step)`` is called with
+#: ``phase="tensors"`` when a step's tensors are in its temporary folder (metrics not
+#: written, folder not renamed) and with ``phase="stored"`` once the step is stored. None
+#: in normal use; the resume tests kill the process from it (``tests/kill_at.py``).
+StepWritten = Callable[[str, str], None]
 
 
 class RunDir:
@@ -108,8 +98,9 @@ class RunDir:
     written: they are written into a temporary folder that is then renamed.
     """
 
-    def __init__(self, path: Path, key: dict[str, Any]):
+    def __init__(self, path: Path, key: dict[str, Any], on_step_written: StepWritten | None = None):
         self.path = Path(path)
+        self.on_step_written = on_step_written
         self.path.mkdir(parents=True, exist_ok=True)
         settings_file = self.path / "settings.json"
         if not settings_file.exists():
@@ -127,11 +118,11 @@ class RunDir:
         final = self.path / step
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp"))
-        global _steps_written
         try:
             for name, t in (tensors or {}).items():
                 torch.save({k: v.detach().cpu() for k, v in t.items()}, tmp / f"{name}.pt")
-            _maybe_kill("mid")
+            if self.on_step_written:
+                self.on_step_written("tensors", step)
             with open(tmp / "metrics.json", "w") as fh:
                 json.dump(metrics, fh, indent=1, sort_keys=True)
             if final.exists():          # a half-deleted leftover; finished steps are skipped
@@ -140,8 +131,8 @@ class RunDir:
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
-        _steps_written += 1
-        _maybe_kill("after")
+        if self.on_step_written:
+            self.on_step_written("stored", step)
 
     def metrics(self, step: str) -> dict[str, Any]:
         return load_json(self.path / step / "metrics.json")
@@ -157,14 +148,16 @@ class RunDir:
 
 
 class RunStore:
-    """All runs under one root (default ``<cache>/runs``)."""
+    """All runs under one root (default ``<cache>/runs``). ``on_step_written`` is the
+    test seam (see :data:`StepWritten`) that every run of this store calls."""
 
-    def __init__(self, root: Path | str | None = None):
+    def __init__(self, root: Path | str | None = None, on_step_written: StepWritten | None = None):
         self.root = Path(root) if root is not None else config.cache_dir() / "runs"
+        self.on_step_written = on_step_written
 
     def path(self, procedure: str, key: dict[str, Any]) -> Path:
         """Where a run lives (nothing is created: for plans and checks)."""
         return self.root / f"{procedure}-{settings_hash({'procedure': procedure, **key})}"
 
     def run(self, procedure: str, key: dict[str, Any]) -> RunDir:
-        return RunDir(self.path(procedure, key), {"procedure": procedure, **key})
+        return RunDir(self.path(procedure, key), {"procedure": procedure, **key}, self.on_step_written)

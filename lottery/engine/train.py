@@ -203,6 +203,36 @@ def masked_step(net: nn.Module, optimizer: torch.optim.Optimizer,
             p.mul_(m)
 
 
+class _BestEpochs:
+    """Early stopping for K models on validation accuracy: each model's history, best
+    epoch and its weights; a model stops after ``patience`` epochs without a strict
+    improvement (``None``: never)."""
+
+    def __init__(self, k: int, patience: int | None):
+        self.patience = patience
+        self.acc, self.epoch, self.bad = [-1.0] * k, [0] * k, [0] * k
+        self.state: list[dict[str, torch.Tensor]] = [{} for _ in range(k)]
+        self.history: list[list[float]] = [[] for _ in range(k)]
+        self.running = [True] * k
+
+    def update(self, accs: Sequence[float], epoch: int, net: nn.Module) -> bool:
+        """Record one epoch's validation accuracies; whether any model still runs."""
+        states = None
+        for i, acc in enumerate(accs):
+            if not self.running[i]:
+                continue
+            self.history[i].append(acc)
+            if acc > self.acc[i]:
+                self.acc[i], self.epoch[i], self.bad[i] = acc, epoch, 0
+                states = states or _states(net)
+                self.state[i] = states[i]
+            else:
+                self.bad[i] += 1
+                if self.patience is not None and self.bad[i] >= self.patience:
+                    self.running[i] = False
+        return any(self.running)
+
+
 def train_models(models: Sequence[TextCNN], masks: Sequence[Mask], train: EncodedSplit,
                  val: EncodedSplit, test: EncodedSplit, settings: TrainSettings, max_len: int,
                  seed: int, on_step: Callable[[nn.Module], None] | None = None) -> list[TrainResult]:
@@ -215,7 +245,7 @@ def train_models(models: Sequence[TextCNN], masks: Sequence[Mask], train: Encode
     order, dropout) derives from ``seed``, so the same call gives the same numbers, and
     the K models see the same batches and dropout noise as K separate calls would.
     """
-    device, amp = settings.device, settings.autocast_dtype
+    device, amp, k = settings.device, settings.autocast_dtype, len(models)
     with intra_op_threads(settings.threads):
         for model, mask in zip(models, masks):
             apply_mask(model, mask)
@@ -224,45 +254,26 @@ def train_models(models: Sequence[TextCNN], masks: Sequence[Mask], train: Encode
         optimizer = make_optimizer(net, settings)
         generator = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)   # dropout
-
-        k = len(models)
         start = time.perf_counter()
-        best_acc, best_epoch, bad = [-1.0] * k, [0] * k, [0] * k
-        best_state: list[dict[str, torch.Tensor]] = [{} for _ in range(k)]
-        history: list[list[float]] = [[] for _ in range(k)]
-        running = [True] * k
-        lengths = train.lengths
+        best = _BestEpochs(k, settings.patience)
         for epoch in range(1, settings.max_epochs + 1):
             net.train()
-            for index in bucketed_batches(lengths, settings.batch_size, generator):
+            for index in bucketed_batches(train.lengths, settings.batch_size, generator):
                 tokens, labels = collate(train, index, max_len, net.settings, net.pad_id)
                 masked_step(net, optimizer, held, tokens.to(device, non_blocking=True),
                             labels.to(device, non_blocking=True), amp)
                 if on_step is not None:
                     on_step(net)
-            accs = accuracies(net, val, max_len, settings.eval_batch_size, device, amp)
-            states = None
-            for i in range(k):
-                if not running[i]:
-                    continue
-                history[i].append(accs[i])
-                if accs[i] > best_acc[i]:
-                    best_acc[i], best_epoch[i], bad[i] = accs[i], epoch, 0
-                    states = states or _states(net)
-                    best_state[i] = states[i]
-                else:
-                    bad[i] += 1
-                    if settings.patience is not None and bad[i] >= settings.patience:
-                        running[i] = False
-            if not any(running):
+            if not best.update(accuracies(net, val, max_len, settings.eval_batch_size, device, amp),
+                               epoch, net):
                 break
-        for model, state in zip(models, best_state):
+        for model, state in zip(models, best.state):
             model.load_state_dict(state)
         test_acc = accuracies(as_network(models).to(device), test, max_len, settings.eval_batch_size,
                               device, amp)
         seconds = time.perf_counter() - start
-    return [TrainResult(val_acc=best_acc[i], test_acc=test_acc[i], best_epoch=best_epoch[i],
-                        epochs_run=len(history[i]), seconds=seconds / k, history=history[i],
+    return [TrainResult(val_acc=best.acc[i], test_acc=test_acc[i], best_epoch=best.epoch[i],
+                        epochs_run=len(best.history[i]), seconds=seconds / k, history=best.history[i],
                         state={n: t.detach().cpu().clone() for n, t in models[i].state_dict().items()})
             for i in range(k)]
 

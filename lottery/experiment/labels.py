@@ -1,9 +1,16 @@
-"""Display labels and units: how the book writes domains, pairs, accuracies and sparsities.
+"""Display labels and units: how the book writes domains, pairs, strategies, accuracies
+and sparsities.
 
 One place for each rule, so that a table, a glued number in the prose and a chart axis
-say the same thing the same way (the paper's domain names, "81.2%", "+3.1 pts",
-"99.22%"). Domain *names* are resolved by :func:`lottery.data.resolve_domain`; this
-module only turns resolved names into text.
+say the same thing the same way (the paper's domain names, "TICKET-RESET", "81.2%",
+"+3.1 pts", "99.22%"). Domain *names* are resolved by :func:`lottery.data.resolve_domain`;
+this module only turns resolved names into text.
+
+Strategies: results frames, filters, joins and dictionaries use the strategy table's
+*keys* (``reset``, ``masks_random``, ...; :mod:`lottery.config.strategies`); the paper's
+labels (``TICKET-RESET``) are text for a reader and come from the table here, when a
+table, chart or sentence is made. Renaming a label then changes what is printed, never
+what is compared.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ import math
 import pandas as pd
 
 from lottery import data
-from lottery.config import PAPER_DOMAINS
+from lottery.config import PAPER_DOMAINS, strategies
 
 #: Sparsities this close to 1 are drawn (and labelled) as 1 - 1e-9: keeps log10 finite.
 _MIN_DENSITY = 1e-9
@@ -48,6 +55,34 @@ def pair_label(source: str, target: str) -> str:
 def pair_name(pair: tuple[str, str], sep: str = "–") -> str:
     """An unordered pair of domains (JSD): ``Electronics–Home``."""
     return f"{display_name(pair[0])}{sep}{display_name(pair[1])}"
+
+
+def strategy_key(name: str) -> str:
+    """The strategy table's key for a key or a label: ``TICKET-RESET`` -> ``reset``
+    (run stores written before results carried keys hold labels)."""
+    return strategies.strategy(name).key
+
+
+def strategy_label(key: str) -> str:
+    """The paper's name of a strategy, as the book prints it: ``reset`` -> ``TICKET-RESET``."""
+    return strategies.strategy(key).label
+
+
+def strategy_short(key: str) -> str:
+    """A strategy's label without its family (the part before the first "-"), for
+    compact comparisons in text: ``reset`` -> ``RESET``, ``masks_random`` -> ``RANDOM``."""
+    return strategy_label(key).split("-", 1)[-1]
+
+
+def show_strategies(df: pd.DataFrame, column: str = "strategy") -> pd.DataFrame:
+    """``df`` with the strategy keys of ``column`` replaced by their labels, for display."""
+    return df.assign(**{column: df[column].map(strategy_label)})
+
+
+def by_strategy_label(column: pd.Series) -> pd.Series:
+    """Sort key (``sort_values(key=...)``): the ``strategy`` column in the order of the
+    labels, the order the book lists strategies in; any other column unchanged."""
+    return column.map(strategy_label) if column.name == "strategy" else column
 
 
 def _missing(x: float | None) -> bool:

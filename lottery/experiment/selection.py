@@ -1,7 +1,8 @@
 """A chapter's (or command's) selection: the experiment settings plus which domains,
 seeds and transfer pairs it trains and shows, built from chapter parameters.
 
-:func:`chapter_settings` turns a chapter's parameters into a :class:`ChapterSettings`;
+:func:`chapter_settings` turns a chapter's parameters into setting changes and a
+selection, and hands both to the one validator (:mod:`lottery.experiment.validate`);
 its errors name the offending parameter, so a bad ``-p`` value fails in one line
 before any notebook runs.
 """
@@ -75,44 +76,14 @@ class ChapterSettings:
         return pd.DataFrame(rows, columns=["setting", "value"]).set_index("setting")
 
 
-def _int_list(name: str, value: Any) -> tuple[int, ...]:
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = [value]
-    if not isinstance(value, (list, tuple)) or not value:
-        raise ValueError(f"parameter {name!r} must be a non-empty list of integers, got {value!r}")
-    out = []
-    for v in value:
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise ValueError(f"parameter {name!r}: {v!r} is not a non-negative integer")
-        out.append(v)
-    if len(set(out)) != len(out):
-        raise ValueError(f"parameter {name!r} has duplicates: {value!r}")
-    return tuple(out)
-
-
-def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"parameter {name!r} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def _prune_fraction(value: Any) -> float:
-    """The ``p`` parameter, checked by the one rule for prune fractions (config)."""
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        config.check_prune_fraction(value)
-    except (TypeError, ValueError):  # TypeError: not a number ("abc" < 1)
-        raise ValueError(f"parameter 'p' (prune fraction per round) must be a number in "
-                         f"(0, 1), got {value!r}") from None
-    return float(value)
-
-
-def _resolve(name: str, domains: Sequence[str], dataset: str) -> tuple[str, ...]:
-    try:
-        return tuple(data.resolve_domain(d, dataset) for d in domains)
-    except ValueError as exc:
-        raise ValueError(f"parameter {name!r}: {exc}") from None
+#: The chapter parameters that set one setting each, and how errors name them.
+PARAMETER_SETTINGS: dict[str, tuple[str, str]] = {
+    "rounds": ("prune.rounds", "parameter 'rounds' (pruning rounds)"),
+    "p": ("prune.prune_fraction_per_round", "parameter 'p' (prune fraction per round)"),
+    "max_epochs": ("train.max_epochs", "parameter 'max_epochs' (training epochs)"),
+    "n_train": ("data.n_train", "parameter 'n_train' (training reviews per domain)"),
+    "dataset": ("data.dataset", "parameter 'dataset'"),
+}
 
 
 def chapter_settings(
@@ -135,95 +106,49 @@ def chapter_settings(
     ``--set``). Domains outside the profile's list are added to it (they need the
     shared vocabulary to cover them, so this changes the vocabulary and everything
     trained on it). Errors name the offending parameter.
+
+    This only translates parameters into setting changes and a selection; both are
+    checked by the one validator (:mod:`lottery.experiment.validate`), once.
     """
     if not isinstance(profile, str):
         raise ValueError(f"parameter 'profile' must be a string, got {profile!r}")
     try:
-        settings = config.get_profile(profile)
+        base = config.get_profile(profile)
     except ValueError as exc:
         raise ValueError(f"parameter 'profile': {exc}") from None
+    if overrides and not isinstance(overrides, Mapping):
+        raise ValueError(f"parameter 'overrides' must be a dict of dotted settings, got {overrides!r}")
+
+    # parameters -> setting changes; 'overrides' wins over the parameters, except 'dataset'
+    given = {"rounds": rounds, "p": p, "max_epochs": max_epochs, "n_train": n_train}
+    changes: dict[str, Any] = {PARAMETER_SETTINGS[k][0]: v for k, v in given.items() if v is not None}
+    changes.update(overrides or {})
     if dataset is not None:
-        if not isinstance(dataset, str) or not dataset.strip():
-            raise ValueError(f"parameter 'dataset' must be a dataset name or the path of a "
-                             f"JSON dataset spec, got {dataset!r}")
-        overrides = {**(overrides if isinstance(overrides, Mapping) else {}), "data.dataset": dataset}
-    dataset = settings.data.dataset
-    if isinstance(overrides, Mapping):    # domain names are checked against the chosen dataset
-        dataset = overrides.get("data.dataset", dataset)
-        try:
-            data.get_dataset(str(dataset))
-        except ValueError as exc:
-            raise ValueError(f"parameter 'dataset': {exc}") from None
+        changes["data.dataset"] = dataset
+    labels = {PARAMETER_SETTINGS[k][0]: PARAMETER_SETTINGS[k][1] for k, v in given.items()
+              if v is not None and PARAMETER_SETTINGS[k][0] not in (overrides or {})}
+    if dataset is not None:
+        labels["data.dataset"] = PARAMETER_SETTINGS["dataset"][1]
 
-    changes: dict[str, Any] = {}
-    if rounds is not None:
-        changes["prune.rounds"] = _positive_int("rounds", rounds, minimum=0)
-    if p is not None:
-        changes["prune.prune_fraction_per_round"] = _prune_fraction(p)
-    if max_epochs is not None:
-        changes["train.max_epochs"] = _positive_int("max_epochs", max_epochs)
-    if n_train is not None:
-        changes["data.n_train"] = _positive_int("n_train", n_train)
-    if overrides:
-        if not isinstance(overrides, Mapping):
-            raise ValueError(f"parameter 'overrides' must be a dict of dotted settings, "
-                             f"got {overrides!r}")
-        changes.update(overrides)
-
-    selected: tuple[str, ...]
-    if domains is None:
-        selected = tuple(settings.data.domains)
-    else:
-        if isinstance(domains, str):
-            domains = [domains]
-        if not isinstance(domains, (list, tuple)) or not domains:
-            raise ValueError(f"parameter 'domains' must be a non-empty list of domain "
-                             f"names, got {domains!r}")
-        selected = tuple(dict.fromkeys(_resolve("domains", domains, dataset)))
-        extra = [d for d in selected if d not in settings.data.domains]
-        if extra and dataset == settings.data.dataset:   # another dataset brings its own
-            changes.setdefault("data.domains", tuple(settings.data.domains) + tuple(extra))
-    try:   # the one check of an experiment's settings (and canonical domain names)
-        settings = experiment.apply_overrides(settings, changes)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"parameter 'overrides': {exc}") from None
-    if domains is None:   # the (possibly overridden, or another dataset's) domains
-        selected = tuple(settings.data.domains)
-    elif "data.domains" in changes:
-        missing = [d for d in selected if d not in settings.data.domains]
-        if missing:
-            raise ValueError(f"parameter 'domains': {missing} are not in data.domains "
-                             f"{list(settings.data.domains)} set by 'overrides'")
-
-    chosen_seeds = tuple(settings.seeds) if seeds is None else _int_list("seeds", seeds)
-    if pairs is None:
-        chosen_pairs = tuple(
-            (a, b) for a, b in settings.transfer_pairs if a in selected and b in selected
-        )
-    else:
-        chosen_pairs = _check_pairs(pairs, settings)
+    selected = None
+    try:
+        if domains is not None:   # named in the chosen dataset; new ones join data.domains
+            dataset_name = changes.get("data.dataset", base.data.dataset)
+            selected = experiment.domain_names(domains, dataset_name, "parameter 'domains'", labels)
+            extra = tuple(d for d in selected if d not in base.data.domains)
+            if extra and dataset_name == base.data.dataset and "data.domains" not in changes:
+                changes["data.domains"] = tuple(base.data.domains) + extra
+                labels["data.domains"] = "parameter 'domains'"
+        # the one check of the settings (and canonical domain names)
+        settings = experiment.apply_overrides(base, changes, labels)
+    except (ValueError, TypeError) as exc:   # a setting no parameter names came from 'overrides'
+        message = str(exc)
+        raise ValueError(message if message.startswith("parameter ")
+                         else f"parameter 'overrides': {message}") from None
+    hint = ("data.domains is set by 'overrides'" if "data.domains" in (overrides or {})
+            else "add it with the 'domains' parameter")
+    chosen = experiment.select(settings, domains=selected, seeds=seeds, pairs=pairs, hint=hint,
+                               labels={"domains": "parameter 'domains'", "seeds": "parameter 'seeds'",
+                                       "pairs": "parameter 'pairs'"})
     data.use_display_names(settings.data.dataset)   # "Movies" only where dvd is FDU-MTL's
-    return ChapterSettings(profile, settings, selected, chosen_seeds, chosen_pairs)
-
-
-def _check_pairs(pairs: Any, settings: config.ExperimentSettings
-                 ) -> tuple[tuple[str, str], ...]:
-    """The ``pairs`` parameter: resolved, distinct, and inside the profile's domains."""
-    if not isinstance(pairs, (list, tuple)):
-        raise ValueError(f"parameter 'pairs' must be a list of [source, target] pairs, "
-                         f"got {pairs!r}")
-    out = []
-    for pair in pairs:
-        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
-            raise ValueError(f"parameter 'pairs': {pair!r} is not a [source, target] pair")
-        a, b = _resolve("pairs", pair, settings.data.dataset)
-        if a == b:
-            raise ValueError(f"parameter 'pairs': source and target are both {a!r}")
-        for d in (a, b):
-            if d not in settings.data.domains:
-                raise ValueError(
-                    f"parameter 'pairs': domain {d!r} is not in the profile's domains "
-                    f"{list(settings.data.domains)}; add it with the 'domains' parameter"
-                )
-        out.append((a, b))
-    return tuple(dict.fromkeys(out))
+    return ChapterSettings(profile, settings, chosen.domains, chosen.seeds, chosen.pairs)

@@ -1,154 +1,267 @@
-"""The one edge where an experiment's settings are checked and domain names made canonical.
+"""The one validator: an experiment's settings and a selection of its runs, checked once,
+at the edge, with canonical domain names.
 
-Every entry point (the CLI, the chapters, :mod:`lottery.engine.runner`) calls :func:`resolve`
-once; everything behind it (procedures, training, the run store) trusts its input.
-Errors name the setting, the way it is written with ``--set`` (``train.max_epochs``).
+- :func:`resolve` checks every setting and returns the settings *marked* resolved
+  (``ExperimentSettings.resolved``; not part of any hash, comparison or ``to_dict``).
+  The CLI (:func:`from_profile`) and the chapters (:mod:`lottery.experiment.selection`)
+  call it once; library entry points (:mod:`lottery.engine.runner`) call
+  :func:`ensure_resolved`, which resolves only unmarked settings, so everything behind
+  them (procedures, training, masks, the run store) trusts its input.
+  ``replace``/``override`` give unmarked settings, which are checked again.
+- :func:`select` checks a selection (domains, seeds, transfer pairs, strategies) against
+  resolved settings, without changing them.
+
+Errors are one line that names the setting the way ``--set`` writes it (``train.lr``), or
+the chapter parameter it came from (``labels``: ``{"prune.prune_fraction_per_round":
+"parameter 'p' (prune fraction per round)"}``), and end with the setting's help
+(``lottery profile --help-settings``): ``setting train.lr must be a number > 0, got -1
+(train.lr: Adam learning rate)``.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Mapping, Sequence
 
 from lottery import config
-from lottery.config import ExperimentSettings, strategies
+from lottery.config import ExperimentSettings, hparams, strategies as strategy_table
 from lottery.data import get_dataset, resolve_domain
 
-
-def _int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"setting {name} must be an integer >= {minimum}, got {value!r}")
+Labels = Mapping[str, str] | None
 
 
-def _number(name: str, value: Any, minimum: float, strict: bool = False) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not ok or value < minimum or (strict and value == minimum):
-        raise ValueError(f"setting {name} must be a number {'>' if strict else '>='} {minimum}, got {value!r}")
+class _Names:
+    """How errors name a setting: ``labels[name]`` (a chapter parameter), else
+    ``setting NAME``; a setting's message ends with its help."""
+
+    def __init__(self, labels: Labels = None, helps: bool = True):
+        self.labels = dict(labels or {})
+        self.helps = helps   # False for a selection: its names are not settings
+
+    def what(self, name: str) -> str:
+        return self.labels.get(name) or f"setting {name}"
+
+    def error(self, name: str, problem: str) -> ValueError:
+        """``problem`` starts with its separator: ``" must be ..."`` or ``": ..."``."""
+        help_text = hparams.setting_help(name) if self.helps else ""
+        return ValueError(f"{self.what(name)}{problem}" + (f" ({name}: {help_text})" if help_text else ""))
 
 
-def _domains(name: str, values: Any, dataset: str, allowed: tuple[str, ...] | None) -> tuple[str, ...]:
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _int(n: _Names, name: str, value: Any, minimum: int, even: bool = False) -> None:
+    if not _is_int(value) or value < minimum or (even and value % 2):
+        kind = ("an even integer" if even else "an integer") + f" >= {minimum}"
+        why = " (half of it per class, for balance)" if even else ""
+        raise n.error(name, f" must be {kind}{why}, got {value!r}")
+
+
+def _number(n: _Names, name: str, value: Any, minimum: float, strict: bool = False) -> None:
+    if not _is_number(value) or value < minimum or (strict and value == minimum):
+        raise n.error(name, f" must be a number {'>' if strict else '>='} {minimum:g}, got {value!r}")
+
+
+def _fraction(n: _Names, name: str, value: Any, closed_low: bool, closed_high: bool) -> None:
+    low_ok = _is_number(value) and (value >= 0 if closed_low else value > 0)
+    if not (low_ok and (value <= 1 if closed_high else value < 1)):
+        interval = f"{'[' if closed_low else '('}0, 1{']' if closed_high else ')'}"
+        raise n.error(name, f" must be a number in {interval}, got {value!r}")
+
+
+def _bool(n: _Names, name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise n.error(name, f" must be true or false, got {value!r}")
+
+
+def _text(n: _Names, name: str, value: Any) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise n.error(name, f" must be a non-empty string, got {value!r}")
+
+
+def _choice(n: _Names, name: str, value: Any) -> None:
+    """One of the values the setting's field declares (``metadata["choices"]``)."""
+    f = hparams.setting_field(name)
+    choices = f.metadata["choices"] if f is not None else ()
+    if value not in choices:
+        shown = " or ".join("null" if c is None else f'"{c}"' for c in choices)
+        raise n.error(name, f" must be {shown}, got {value!r}")
+
+
+def _ints(n: _Names, name: str, value: Any, minimum: int, one: bool = False) -> tuple[int, ...]:
+    """A non-empty list of distinct integers >= ``minimum`` (``one``: or a single integer)."""
+    if one and _is_int(value):
+        value = [value]
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or not value:
+        raise n.error(name, f" must be a non-empty list of integers, got {value!r}")
+    for v in value:
+        if not _is_int(v) or v < minimum:
+            raise n.error(name, f": {v!r} is not an integer >= {minimum}")
+    if len(set(value)) != len(value):
+        raise n.error(name, f" lists a value twice: {list(value)}")
+    return tuple(value)
+
+
+def _dataset(n: _Names, name: str, dataset: Any) -> None:
+    _text(n, name, dataset)
+    try:
+        get_dataset(dataset)
+    except ValueError as exc:
+        raise n.error(name, f": {exc}") from None
+
+
+def _domain(n: _Names, name: str, value: Any, dataset: str, allowed: Sequence[str] | None,
+            hint: str) -> str:
+    """One domain name, canonical, and (``allowed``) among the settings' domains."""
+    try:
+        d = resolve_domain(value, dataset)
+    except (ValueError, TypeError) as exc:
+        raise n.error(name, f": {exc}") from None
+    if allowed is not None and d not in allowed:
+        raise n.error(name, f": domain {d!r} is not in data.domains {list(allowed)} (not among this "
+                            f"profile's domains, on which the shared vocabulary is trained; {hint})")
+    return d
+
+
+def _domains(n: _Names, name: str, values: Any, dataset: str, allowed: Sequence[str] | None,
+             hint: str = "add it to data.domains", unique: bool = True) -> tuple[str, ...]:
     if isinstance(values, str) or not isinstance(values, (list, tuple)):
-        raise ValueError(f"setting {name} must be a list of domain names, got {values!r}")
-    out = []
-    for v in values:
-        try:
-            d = resolve_domain(v, dataset)
-        except ValueError as exc:
-            raise ValueError(f"setting {name}: {exc}") from None
-        if allowed is not None and d not in allowed:
-            raise ValueError(f"setting {name}: domain {d!r} is not in data.domains {list(allowed)} "
-                             f"(the shared vocabulary is trained on those; add it there)")
-        out.append(d)
+        raise n.error(name, f" must be a list of domain names, got {values!r}")
+    out = tuple(_domain(n, name, v, dataset, allowed, hint) for v in values)
     if len(set(out)) != len(out):
-        raise ValueError(f"setting {name} lists a domain twice: {values!r}")
-    return tuple(out)
+        if unique:
+            raise n.error(name, f" lists a domain twice: {values!r}")
+        out = tuple(dict.fromkeys(out))
+    return out
 
 
-def resolve(settings: ExperimentSettings) -> ExperimentSettings:
-    """``settings`` checked, with canonical domain names (``Books``/``B`` -> ``books``).
+def _pairs(n: _Names, name: str, pairs: Any, dataset: str, allowed: Sequence[str],
+           roles: str = "source, target", hint: str = "add it to data.domains") -> tuple[tuple[str, str], ...]:
+    """Distinct (a, b) domain pairs, canonical, a != b, both among ``allowed``."""
+    if isinstance(pairs, (str, bytes)) or not isinstance(pairs, (list, tuple)):
+        raise n.error(name, f" must be a list of [{roles}] pairs, got {pairs!r}")
+    out = []
+    for pair in pairs:
+        if isinstance(pair, str) or not isinstance(pair, (list, tuple)) or len(pair) != 2:
+            raise n.error(name, f": {pair!r} is not a [{roles}] pair")
+        a, b = (_domain(n, name, x, dataset, allowed, hint) for x in pair)
+        if a == b:
+            first, second = roles.split(", ")
+            raise n.error(name, f": ({a!r}, {b!r}): {first} and {second} must differ")
+        out.append((a, b))
+    return tuple(dict.fromkeys(out))
 
-    Raises ``ValueError`` naming the first bad setting.
+
+def _strategies(n: _Names, name: str, names: Any, procedure: str) -> tuple[str, ...]:
+    if isinstance(names, str) or not isinstance(names, (list, tuple)):
+        raise n.error(name, f" must be a list of strategy names, got {names!r}")
+    try:
+        return strategy_table.check(names, procedure)
+    except ValueError as exc:
+        raise n.error(name, f": {exc}") from None
+
+
+# ---------------------------------------------------------------------------- settings
+def resolve(settings: ExperimentSettings, labels: Labels = None) -> ExperimentSettings:
+    """``settings`` checked, with canonical domain names (``Books``/``B`` -> ``books``),
+    marked resolved. Idempotent: resolving resolved settings gives equal settings.
+
+    Raises ``ValueError`` naming the first bad setting (or the chapter parameter that
+    set it: ``labels``).
     """
+    n = _Names(labels)
     d, v, m, t, p = settings.data, settings.vocab, settings.model, settings.train, settings.prune
-    for name, value in (("data.n_train", d.n_train), ("data.n_val", d.n_val), ("data.n_test", d.n_test),
-                        ("vocab.vocab_size", v.vocab_size), ("model.embed_dim", m.embed_dim),
+    for name, value in (("data.n_train", d.n_train), ("data.n_val", d.n_val), ("data.n_test", d.n_test)):
+        _int(n, name, value, 2, even=True)
+    for name, value in (("vocab.vocab_size", v.vocab_size), ("model.embed_dim", m.embed_dim),
                         ("model.channels", m.channels), ("model.hidden", m.hidden),
                         ("train.batch_size", t.batch_size), ("train.eval_batch_size", t.eval_batch_size),
                         ("train.max_epochs", t.max_epochs), ("train.threads", t.threads)):
-        _int(name, value, 1)
-    _int("data.split_seed", d.split_seed, 0)
-    _int("prune.rounds", p.rounds, 0)
-    if not m.kernel_heights or any(isinstance(h, bool) or not isinstance(h, int) or h < 1
-                                   for h in m.kernel_heights):
-        raise ValueError(f"setting model.kernel_heights must be a list of integers >= 1, got {m.kernel_heights!r}")
-    _int("vocab.max_len", v.max_len, max(m.kernel_heights))
+        _int(n, name, value, 1)
+    _int(n, "model.n_classes", m.n_classes, 2)
+    _int(n, "data.split_seed", d.split_seed, 0)
+    _int(n, "prune.rounds", p.rounds, 0)
+    _int(n, "prune.rewind_iterations", p.rewind_iterations, 0)
+    if (isinstance(m.kernel_heights, (str, bytes)) or not isinstance(m.kernel_heights, (list, tuple))
+            or not m.kernel_heights or not all(_is_int(h) and h >= 1 for h in m.kernel_heights)):
+        raise n.error("model.kernel_heights", f" must be a list of integers >= 1, got {m.kernel_heights!r}")
+    _int(n, "vocab.max_len", v.max_len, max(m.kernel_heights))
+    _fraction(n, "vocab.character_coverage", v.character_coverage, closed_low=False, closed_high=True)
+    _text(n, "vocab.model_type", v.model_type)
     if t.patience is not None:
-        _int("train.patience", t.patience, 1)
-    _number("train.lr", t.lr, 0.0, strict=True)
-    _number("train.weight_decay", t.weight_decay, 0.0)
-    _number("model.he_a", m.he_a, 0.0)
-    if not (isinstance(m.embed_dropout, (int, float)) and 0.0 <= m.embed_dropout < 1.0):
-        raise ValueError(f"setting model.embed_dropout must be in [0, 1), got {m.embed_dropout!r}")
-    if t.autocast_dtype not in (None, "bfloat16"):
-        raise ValueError(f"setting train.autocast_dtype must be null or \"bfloat16\" (float16 would "
-                         f"need loss scaling), got {t.autocast_dtype!r}")
+        _int(n, "train.patience", t.patience, 1)
+    _number(n, "train.lr", t.lr, 0.0, strict=True)
+    _number(n, "train.weight_decay", t.weight_decay, 0.0)
+    _number(n, "model.he_a", m.he_a, 0.0)
+    _fraction(n, "model.embed_dropout", m.embed_dropout, closed_low=True, closed_high=False)
+    _text(n, "train.device", t.device)
+    _choice(n, "train.autocast_dtype", t.autocast_dtype)
+    _bool(n, "train.stack_strategies", t.stack_strategies)
+    _bool(n, "prune.prune_biases", p.prune_biases)
+    # the paper's p: the one check of the prune fraction on its way to the masks
+    # (config.check_prune_fraction is the rule; masks only do arithmetic with it)
     try:
+        if not _is_number(p.prune_fraction_per_round):
+            raise TypeError
         config.check_prune_fraction(p.prune_fraction_per_round)
     except (ValueError, TypeError):
-        raise ValueError(f"setting prune.prune_fraction_per_round (p) must be a number in (0, 1), "
-                         f"got {p.prune_fraction_per_round!r}") from None
+        raise n.error("prune.prune_fraction_per_round", f" must be a number in (0, 1), "
+                                                        f"got {p.prune_fraction_per_round!r}") from None
 
-    seeds = settings.seeds
-    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, (list, tuple)) or not seeds:
-        raise ValueError(f"setting seeds must be a non-empty list of integers, got {seeds!r}")
-    for s in seeds:
-        _int("seeds", s, 0)
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"setting seeds lists a seed twice: {list(seeds)}")
-    try:
-        chosen = strategies.check(settings.strategies, "tickets")
-    except ValueError as exc:
-        raise ValueError(f"setting strategies: {exc}") from None
+    seeds = _ints(n, "seeds", settings.seeds, 0)
+    chosen = _strategies(n, "strategies", settings.strategies, "tickets")
 
-    domains = _domains("data.domains", d.domains, d.dataset, None)
+    _dataset(n, "data.dataset", d.dataset)
+    domains = _domains(n, "data.domains", d.domains, d.dataset, None)
     if not domains:
-        raise ValueError("setting data.domains must name at least one domain")
+        raise n.error("data.domains", " must name at least one domain")
     control = (None if settings.control_domains is None
-               else _domains("control_domains", settings.control_domains, d.dataset, domains))
-    pairs = []
-    for pair in settings.transfer_pairs:
-        if isinstance(pair, str) or len(pair) != 2:
-            raise ValueError(f"setting transfer_pairs: {pair!r} is not a [source, target] pair")
-        (a,), (b,) = (_domains("transfer_pairs", (x,), d.dataset, domains) for x in pair)
-        if a == b:
-            raise ValueError(f"setting transfer_pairs: ({a!r}, {b!r}): source and target must differ")
-        pairs.append((a, b))
+               else _domains(n, "control_domains", settings.control_domains, d.dataset, domains))
+    pairs = _pairs(n, "transfer_pairs", settings.transfer_pairs, d.dataset, domains)
     rounds = settings.transfer_rounds
     if rounds is not None:
-        if isinstance(rounds, (str, int)) or not rounds:
-            raise ValueError(f"setting transfer_rounds must be a non-empty list of rounds or null, "
-                             f"got {rounds!r}")
+        if isinstance(rounds, (str, int)) or not isinstance(rounds, (list, tuple)) or not rounds:
+            raise n.error("transfer_rounds", f" must be a non-empty list of rounds or null, got {rounds!r}")
         for r in rounds:
-            _int("transfer_rounds", r, 1)
+            _int(n, "transfer_rounds", r, 1)
         rounds = tuple(sorted(set(rounds)))
-    return replace(settings, data=replace(d, domains=domains), seeds=tuple(seeds), strategies=chosen,
-                   control_domains=control, transfer_pairs=tuple(dict.fromkeys(pairs)),
-                   transfer_rounds=rounds, federated=_federated(settings.federated, d.dataset, domains))
+    out = replace(settings, data=replace(d, domains=domains), seeds=seeds, strategies=chosen,
+                  control_domains=control, transfer_pairs=pairs, transfer_rounds=rounds,
+                  federated=_federated(n, settings.federated, d.dataset, domains))
+    object.__setattr__(out, "resolved", True)   # frozen; the mark is not a setting
+    return out
 
 
-def _federated(f: config.FederatedSettings, dataset: str, domains: tuple[str, ...]
+def _federated(n: _Names, f: config.FederatedSettings, dataset: str, domains: tuple[str, ...]
                ) -> config.FederatedSettings:
     """The ``federated.*`` settings checked (pairs canonical, strategies as table keys)."""
     for name in ("clients", "comm_rounds", "local_epochs"):
-        _int(f"federated.{name}", getattr(f, name), 1)
-    if isinstance(f.rounds, (str, int)) or not f.rounds:
-        raise ValueError(f"setting federated.rounds must be a non-empty list of pruning rounds, "
-                         f"got {f.rounds!r}")
+        _int(n, f"federated.{name}", getattr(f, name), 1)
+    if isinstance(f.rounds, (str, int)) or not isinstance(f.rounds, (list, tuple)) or not f.rounds:
+        raise n.error("federated.rounds", f" must be a non-empty list of pruning rounds, got {f.rounds!r}")
     for r in f.rounds:
-        _int("federated.rounds", r, 1)
-    if f.pairs is None:     # derived where used (lottery.federated.jobs.pairs_of)
-        pairs = None
-    else:
-        pairs = []
-    for pair in f.pairs or ():
-        if isinstance(pair, str) or len(pair) != 2:
-            raise ValueError(f"setting federated.pairs: {pair!r} is not a [server, clients] pair")
-        (a,), (b,) = (_domains("federated.pairs", (x,), dataset, domains) for x in pair)
-        if a == b:
-            raise ValueError(f"setting federated.pairs: ({a!r}, {b!r}): the clients' domain must "
-                             f"differ from the server's")
-        pairs.append((a, b))
-    try:
-        keys = strategies.check(f.strategies, "federated")
-    except ValueError as exc:
-        raise ValueError(f"setting federated.strategies: {exc}") from None
-    if f.backend not in ("flower", "inline"):
-        raise ValueError(f"setting federated.backend must be \"flower\" or \"inline\", got {f.backend!r}")
-    return replace(f, pairs=None if pairs is None else tuple(dict.fromkeys(pairs)),
-                   rounds=tuple(sorted(set(f.rounds))), strategies=keys)
+        _int(n, "federated.rounds", r, 1)
+    # None: derived where used (lottery.federated.jobs.pairs_of)
+    pairs = (None if f.pairs is None else
+             _pairs(n, "federated.pairs", f.pairs, dataset, domains, roles="server, clients"))
+    keys = _strategies(n, "federated.strategies", f.strategies, "federated")
+    _choice(n, "federated.backend", f.backend)
+    return replace(f, pairs=pairs, rounds=tuple(sorted(set(f.rounds))), strategies=keys)
 
 
-def apply_overrides(settings: ExperimentSettings, changes: dict[str, Any] | None) -> ExperimentSettings:
+def ensure_resolved(settings: ExperimentSettings) -> ExperimentSettings:
+    """``settings`` if :func:`resolve` returned them, else resolved (library entry
+    points call this: settings from the CLI or a chapter are not checked twice)."""
+    return settings if getattr(settings, "resolved", False) else resolve(settings)
+
+
+def apply_overrides(settings: ExperimentSettings, changes: dict[str, Any] | None,
+                    labels: Labels = None) -> ExperimentSettings:
     """``settings`` with dotted overrides (``{"train.lr": 1e-3}``), resolved.
 
     When ``data.domains`` is overridden, the profile's own transfer pairs and control
@@ -157,12 +270,13 @@ def apply_overrides(settings: ExperimentSettings, changes: dict[str, Any] | None
     ``data.dataset`` is overridden without ``data.domains`` and the dataset lacks the
     profile's domains, every domain of the dataset is used.
     """
+    n = _Names(labels)
     changes = dict(changes or {})
     if "data.dataset" in changes and "data.domains" not in changes:
         # another dataset without its own domain list: the profile's domains are kept
         # when the dataset has them all (e.g. Blitzer), else every domain of the dataset
-
-        spec = get_dataset(str(changes["data.dataset"]))
+        _dataset(n, "data.dataset", changes["data.dataset"])
+        spec = get_dataset(changes["data.dataset"])
         try:
             for d in settings.data.domains:
                 resolve_domain(d, spec.name)
@@ -173,7 +287,8 @@ def apply_overrides(settings: ExperimentSettings, changes: dict[str, Any] | None
     except TypeError as exc:
         raise ValueError(f"bad override {changes!r}: {exc}") from None
     if "data.domains" in changes:
-        domains = _domains("data.domains", out.data.domains, out.data.dataset, None)
+        _dataset(n, "data.dataset", out.data.dataset)
+        domains = _domains(n, "data.domains", out.data.domains, out.data.dataset, None)
         if "transfer_pairs" not in changes:
             out = replace(out, transfer_pairs=tuple(p for p in out.transfer_pairs
                                                     if p[0] in domains and p[1] in domains))
@@ -182,9 +297,71 @@ def apply_overrides(settings: ExperimentSettings, changes: dict[str, Any] | None
             out = replace(out, federated=replace(out.federated, pairs=kept or None))
         if "control_domains" not in changes and out.control_domains is not None:
             out = replace(out, control_domains=tuple(d for d in out.control_domains if d in domains))
-    return resolve(out)
+    return resolve(out, labels)
 
 
 def from_profile(profile: str, changes: dict[str, Any] | None = None) -> ExperimentSettings:
     """A profile with dotted overrides, resolved (see :func:`apply_overrides`)."""
     return apply_overrides(config.get_profile(profile), changes)
+
+
+# ---------------------------------------------------------------------------- selection
+@dataclass(frozen=True)
+class Selection:
+    """Which runs of resolved settings to train or show (the settings are unchanged)."""
+
+    domains: tuple[str, ...]
+    seeds: tuple[int, ...]
+    pairs: tuple[tuple[str, str], ...]
+    strategies: tuple[str, ...]
+
+
+#: How errors name the parts of a selection, unless the caller says otherwise.
+SELECTION_LABELS = {"domains": "selected domains", "seeds": "selected seeds",
+                    "pairs": "selected pairs", "strategies": "selected strategies"}
+
+
+def domain_names(values: Any, dataset: str, label: str = SELECTION_LABELS["domains"],
+                 labels: Labels = None) -> tuple[str, ...]:
+    """Domain names (a list, or one name) made canonical for ``dataset``, in order and
+    without repeats; ``label`` names them in errors (a bad ``dataset`` is named by
+    ``labels``, as in :func:`resolve`)."""
+    _dataset(_Names(labels), "data.dataset", dataset)
+    n = _Names({"domains": label}, helps=False)
+    if isinstance(values, str):
+        values = [values]
+    if not isinstance(values, (list, tuple)) or not values:
+        raise n.error("domains", f" must be a non-empty list of domain names, got {values!r}")
+    return _domains(n, "domains", values, dataset, None, unique=False)
+
+
+def select(settings: ExperimentSettings, domains: Any = None, seeds: Any = None, pairs: Any = None,
+           strategies: Any = None, procedure: str = "tickets", labels: Labels = None,
+           hint: str = "add it to data.domains") -> Selection:
+    """The selection checked against ``settings`` (resolved if they are not): domains
+    among ``data.domains``, distinct non-negative seeds, transfer pairs of two different
+    such domains, and strategies of ``procedure``. ``None`` = the settings' own: every
+    domain and seed, the transfer pairs inside the selected domains, the profile's
+    ticket strategies (none or empty) or every strategy of another ``procedure``.
+    ``hint`` says how to add a domain (in errors)."""
+    settings = ensure_resolved(settings)
+    n = _Names({**SELECTION_LABELS, **(labels or {})}, helps=False)
+    dataset, allowed = settings.data.dataset, settings.data.domains
+    if domains is None:
+        chosen = tuple(allowed)
+    else:
+        chosen = domain_names(domains, dataset, n.what("domains"))
+        for d in chosen:
+            _domain(n, "domains", d, dataset, allowed, hint)
+    chosen_seeds = settings.seeds if seeds is None else _ints(n, "seeds", seeds, 0, one=True)
+    if pairs is None:
+        chosen_pairs = tuple((a, b) for a, b in settings.transfer_pairs if a in chosen and b in chosen)
+    else:
+        chosen_pairs = _pairs(n, "pairs", pairs, dataset, allowed, hint=hint)
+    if procedure == "tickets" and not strategies:
+        keys = settings.strategies
+    elif strategies is None:
+        keys = strategy_table.keys(procedure)
+    else:
+        keys = _strategies(n, "strategies", strategies, procedure)
+    return Selection(chosen, chosen_seeds, chosen_pairs, keys)

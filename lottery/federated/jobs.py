@@ -1,16 +1,20 @@
 """The federated simulation's runs: which tasks, where they live, how they run.
 
-A task (:class:`lottery.federated.protocol.Task`) is one condition of the strategy table, one
-seed and one mask round for a (server, clients) pair; its result is a step of the run
-``federated-<hash>`` (one per pair, seed and condition), written when the task ends.
-The masks and θ0 are read from the ticket runs (trained first if missing), so the
-server's ticket is exactly the one the ticket and transfer chapters show.
+A task (:class:`FederatedTask`, a job like the engine's ticket and transfer chains) is
+one condition of the strategy table, one seed and one mask round for a (server, clients)
+pair; its result is a step of the run ``federated-<hash>`` (one per pair, seed and
+condition), written when the task ends. The masks and θ0 are read from the ticket runs
+(trained first if missing), so the server's ticket is exactly the one the ticket and
+transfer chapters show. Rows carry strategy keys (``masks_reset``); stores written
+before hold labels, which the readers here map to keys.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Sequence
 
 import pandas as pd
@@ -21,26 +25,13 @@ from lottery.engine import jobs as procedures, runner
 from lottery.engine.masks import apply_mask, full_mask, overall_sparsity
 from lottery.engine.model import init_model
 from lottery.engine.starts import initial_model
-from lottery.engine.store import RunStore, load_json, load_tensors
+from lottery.engine.jobs import Report
+from lottery.engine.store import RunDir, RunStore, load_json, load_tensors
 from lottery.experiment import selection
 from lottery.federated import flower as flower_backend, protocol as fed
 
 TASK_COLUMNS = ["procedure", "strategy", "domain", "source", "target", "seed", "round", "sparsity",
                 "val_acc", "test_acc", "bytes", "bytes_down", "bytes_up", "seconds"]
-
-
-def run_key(settings: ExperimentSettings, task: fed.Task) -> dict[str, Any]:
-    """Everything a task's numbers depend on: the server's ticket run (its masks and θ0),
-    the clients' domain, the condition and the protocol's settings."""
-    f = settings.federated
-    return {**procedures.ticket_key(settings, task.server, task.seed), "domain": None,
-            "server": task.server, "clients_domain": task.clients_domain, "strategy": task.strategy,
-            "federated": {"clients": f.clients, "comm_rounds": f.comm_rounds,
-                          "local_epochs": f.local_epochs}}
-
-
-def step(task: fed.Task) -> str:
-    return f"round_{task.round:02d}"
 
 
 def mask_rounds(settings: ExperimentSettings, key: str) -> list[int]:
@@ -62,21 +53,152 @@ def pairs_of(settings: ExperimentSettings) -> tuple[tuple[str, str], ...]:
     return ((d[0], d[1]),) if len(d) >= 2 else ()
 
 
+def _keyed(metrics: dict[str, Any]) -> dict[str, Any]:
+    """A stored task's metrics with its strategy as the table's key (stores written
+    before rows carried keys hold the label, e.g. ``MASKS-RESET``)."""
+    return {**metrics, "strategy": strat.strategy(metrics["strategy"]).key}
+
+
+# ------------------------------------------------------------------ the job
+
+@dataclass(frozen=True)
+class FederatedTask:
+    """One federated training as a run-store job, like
+    :class:`~lottery.engine.jobs.TicketChain` and :class:`~lottery.engine.jobs.TransferChain`:
+    a condition (a strategy key), a mask round and a seed for a (server, clients) pair.
+    Its one step is written when the training ends. Settings must be resolved."""
+
+    settings: ExperimentSettings
+    server: str
+    clients_domain: str
+    seed: int
+    strategy: str
+    round: int
+
+    def __post_init__(self) -> None:
+        key, = strat.check([self.strategy], "federated")
+        if key != self.strategy:   # the key is hashed into the run folder's name
+            raise ValueError(f"a federated task takes strategy keys: {key!r}, not {self.strategy!r}")
+        if self.server == self.clients_domain:
+            raise ValueError(f"a federated task needs two different domains, got {self.server!r} twice")
+
+    @property
+    def task(self) -> fed.Task:
+        """What the clients are told about this training (the protocol's task)."""
+        return fed.Task(self.server, self.clients_domain, self.seed, self.strategy, self.round)
+
+    @property
+    def key(self) -> dict[str, Any]:
+        """Everything the numbers depend on (hashed into the run folder's name): the
+        server's ticket run (its masks and θ0), the clients' domain, the condition and
+        the protocol's settings (not the backend: both give the same numbers)."""
+        f = self.settings.federated
+        return {**procedures.ticket_key(self.settings, self.server, self.seed), "domain": None,
+                "server": self.server, "clients_domain": self.clients_domain, "strategy": self.strategy,
+                "federated": {"clients": f.clients, "comm_rounds": f.comm_rounds,
+                              "local_epochs": f.local_epochs}}
+
+    @property
+    def steps(self) -> list[str]:
+        return [f"round_{self.round:02d}"]
+
+    @property
+    def mask_origin(self) -> str | None:
+        """Where the mask comes from (:data:`lottery.federated.protocol.MASK_FROM`)."""
+        return fed.MASK_FROM[strat.strategy(self.strategy).mask]
+
+    def ticket_chains(self) -> list[procedures.TicketChain]:
+        """The ticket runs this training reads: the server's (θ0, its masks, θ_k) and, for
+        TICKET-TARGET, the clients' domain's own."""
+        domains = [self.server] + ([self.clients_domain] if self.mask_origin == "clients" else [])
+        return [procedures.TicketChain(self.settings, d, self.seed, (strat.SOURCE_STRATEGY,))
+                for d in domains]
+
+    def path(self, store: RunStore) -> Path:
+        """The run folder, computed without creating anything (plans and checks)."""
+        return store.path("federated", self.key)
+
+    def run_dir(self, store: RunStore) -> RunDir:
+        return store.run("federated", self.key)
+
+    def stored_rows(self, store: RunStore) -> list[dict[str, Any]] | None:
+        """The task's metrics (one row) if stored, else None; a read: nothing is created."""
+        path = self.path(store)
+        files = [path / step / "metrics.json" for step in self.steps]
+        return [_keyed(load_json(f)) for f in files] if all(f.exists() for f in files) else None
+
+    def run(self, store: RunStore | str | None = None, report: Report | None = None) -> list[dict[str, Any]]:
+        """Train in this process (the inline backend) unless stored; the ticket runs it
+        reads are trained first if the store lacks them."""
+        store = store if isinstance(store, RunStore) else RunStore(store)
+        rows = self.stored_rows(store)
+        if rows is None:
+            for chain in self.ticket_chains():
+                if chain.stored_rows(store) is None:
+                    chain.run(store, report)
+            sim, referee = self.prepare(store)
+            rows = [self.finish(fed.run_inline(self.settings, sim, referee, client_update), store)]
+        if report:
+            for row in rows:
+                report(row)
+        return rows
+
+    def prepare(self, store: RunStore) -> tuple[fed.Simulation, Any]:
+        """The server's start (mask, masked initial state) and its referee."""
+        s, t = self.settings, self.task
+        server_run = procedures.TicketChain(s, t.server, t.seed, (strat.SOURCE_STRATEGY,)).run_dir(store)
+        theta0 = load_tensors(server_run.path / "theta0.pt")
+        data = procedures.domain_data(s.data, s.vocab, t.clients_domain)
+        template = init_model(data.vocab.size, s.model, t.seed, data.vocab.pad_id)
+        reference = full_mask(template, s.prune.prune_biases)
+        origin = self.mask_origin
+        if origin is None:
+            mask = reference
+        else:
+            domain = t.server if origin == "server" else t.clients_domain
+            run = procedures.TicketChain(s, domain, t.seed, (strat.SOURCE_STRATEGY,)).run_dir(store)
+            mask = run.tensors(procedures.step_name(strat.SOURCE_STRATEGY, t.round), "mask")
+        starts = {"theta0": theta0}
+        if strat.needs([t.strategy], "rewind"):   # the server's θ_k, from the server's data
+            starts = procedures.starts_for(s, procedures.domain_data(s.data, s.vocab, t.server), server_run,
+                                           theta0, t.seed, [t.strategy])
+        model = initial_model(t.strategy, starts, data.vocab.size, data.vocab.pad_id, s.model,
+                              t.seed, t.round)
+        apply_mask(model, mask)
+        sim = fed.Simulation(t, mask, {n: v.detach().clone() for n, v in model.state_dict().items()},
+                             send_mask=origin is not None, sparsity=overall_sparsity(mask, reference))
+
+        def referee(state: dict) -> tuple[float, float]:
+            return fed.evaluate(s, template, state, data.val, data.test)
+
+        return sim, referee
+
+    def finish(self, sim: fed.Simulation, store: RunStore) -> dict[str, Any]:
+        """Write the finished training into the run store (atomically: see
+        :mod:`lottery.engine.store`); returns its row."""
+        t, last = sim.task, sim.history[-1]
+        metrics = {"procedure": "federated", "strategy": t.strategy, "source": t.server,
+                   "target": t.clients_domain, "domain": t.clients_domain, "seed": t.seed,
+                   "round": t.round, "sparsity": sim.sparsity, "val_acc": last["val_acc"],
+                   "test_acc": last["test_acc"], "bytes": sim.bytes_down + sim.bytes_up,
+                   "bytes_down": sim.bytes_down, "bytes_up": sim.bytes_up,
+                   "seconds": round(time.perf_counter() - sim.started, 3), "history": sim.history}
+        self.run_dir(store).write_step(self.steps[0], metrics)
+        return metrics
+
+
 def tasks(settings: ExperimentSettings, pairs: Sequence[tuple[str, str]] | None = None,
-          seeds: Sequence[int] | None = None) -> list[fed.Task]:
+          seeds: Sequence[int] | None = None) -> list[FederatedTask]:
+    """The jobs of ``settings.federated`` (or of the given pairs and seeds), in the
+    order of their rows: pair, seed, condition, mask round."""
     f = settings.federated
-    return [fed.Task(a, b, seed, key, r) for a, b in (pairs_of(settings) if pairs is None else pairs)
+    return [FederatedTask(settings, a, b, seed, key, r)
+            for a, b in (pairs_of(settings) if pairs is None else pairs)
             for seed in (settings.seeds if seeds is None else seeds)
             for key in f.strategies for r in mask_rounds(settings, key)]
 
 
-def stored(settings: ExperimentSettings, task: fed.Task, store: RunStore) -> dict[str, Any] | None:
-    """A task's stored metrics, or None (a read: nothing is created in the store)."""
-    path = store.path("federated", run_key(settings, task)) / step(task) / "metrics.json"
-    return load_json(path) if path.exists() else None
-
-
-# ------------------------------------------------------------------ both sides
+# ------------------------------------------------------------------ the clients
 
 @lru_cache(maxsize=8)
 def _client_data(settings: ExperimentSettings, domain: str) -> tuple[Any, list[Any]]:
@@ -99,81 +221,41 @@ def client_update(settings: ExperimentSettings, task: fed.Task, comm_round: int,
     return fed.pack(new, mask), len(parts[client])
 
 
-def prepare(settings: ExperimentSettings, task: fed.Task, store: RunStore) -> tuple[fed.Simulation, Any]:
-    """The server's start for ``task`` (mask, masked initial state) and its referee."""
-    s = settings
-    server_run = procedures.TicketChain(s, task.server, task.seed, ("reset",)).run_dir(store)
-    theta0 = load_tensors(server_run.path / "theta0.pt")
-    data = procedures.domain_data(s.data, s.vocab, task.clients_domain)
-    template = init_model(data.vocab.size, s.model, task.seed, data.vocab.pad_id)
-    reference = full_mask(template, s.prune.prune_biases)
-    origin = fed.MASK_FROM[strat.strategy(task.strategy).mask]
-    if origin is None:
-        mask = reference
-    else:
-        domain = task.server if origin == "server" else task.clients_domain
-        run = procedures.TicketChain(s, domain, task.seed, ("reset",)).run_dir(store)
-        mask = run.tensors(procedures.step_name(strat.SOURCE_STRATEGY, task.round), "mask")
-    starts = {"theta0": theta0}
-    if strat.needs([task.strategy], "rewind"):   # the server's θ_k, from the server's data
-        starts = procedures._starts(s, procedures.domain_data(s.data, s.vocab, task.server), server_run,
-                                    theta0, task.seed, [task.strategy])
-    model = initial_model(task.strategy, starts, data.vocab.size, data.vocab.pad_id, s.model,
-                          task.seed, task.round)
-    apply_mask(model, mask)
-    sim = fed.Simulation(task, mask, {n: t.detach().clone() for n, t in model.state_dict().items()},
-                         send_mask=origin is not None, sparsity=overall_sparsity(mask, reference))
-
-    def referee(state: dict) -> tuple[float, float]:
-        return fed.evaluate(s, template, state, data.val, data.test)
-
-    return sim, referee
-
-
-def finish(settings: ExperimentSettings, sim: fed.Simulation, store: RunStore) -> dict[str, Any]:
-    """Write a finished task into the run store (atomically: see :mod:`lottery.engine.store`)."""
-    t, last = sim.task, sim.history[-1]
-    metrics = {"procedure": "federated", "strategy": strat.label(t.strategy), "source": t.server,
-               "target": t.clients_domain, "domain": t.clients_domain, "seed": t.seed,
-               "round": t.round, "sparsity": sim.sparsity, "val_acc": last["val_acc"],
-               "test_acc": last["test_acc"], "bytes": sim.bytes_down + sim.bytes_up,
-               "bytes_down": sim.bytes_down, "bytes_up": sim.bytes_up,
-               "seconds": round(time.perf_counter() - sim.started, 3), "history": sim.history}
-    store.run("federated", run_key(settings, t)).write_step(step(t), metrics)
-    return metrics
-
-
 # ------------------------------------------------------------------ the grid
 
 def run_federated(settings: ExperimentSettings, pairs: Sequence[tuple[str, str]] | None = None,
                   seeds: Sequence[int] | None = None, store: RunStore | None = None,
                   progress: bool = True, workers: int | None = None) -> list[dict[str, Any]]:
     """Every task of ``settings.federated`` (or the given pairs/seeds); trains only what
-    the store lacks (the ticket runs first), then returns one metrics dict per task."""
+    the store lacks, then returns one row per task (strategy keys).
+
+    The ticket runs the pending tasks read are trained first, in parallel
+    (:func:`lottery.engine.runner.run_tickets`). The inline backend then runs each
+    pending job in turn; the Flower backend runs them all in one simulation (Ray starts
+    once), each stored as it ends."""
     store = store or RunStore()
-    todo = [t for t in tasks(settings, pairs, seeds) if stored(settings, t, store) is None]
+    jobs = tasks(settings, pairs, seeds)
+    todo = [j for j in jobs if j.stored_rows(store) is None]
     if todo:
-        needed = sorted({t.server for t in todo} | {t.clients_domain for t in todo
-                                                    if fed.MASK_FROM[strat.strategy(t.strategy).mask]})
-        runner.run_tickets(settings, domains=needed, seeds=sorted({t.seed for t in todo}),
-                           strategies=["TICKET-RESET"], store=store, progress=progress)
+        needed = sorted({c.domain for j in todo for c in j.ticket_chains()})
+        runner.run_tickets(settings, domains=needed, seeds=sorted({j.seed for j in todo}),
+                           strategies=[strat.SOURCE_STRATEGY], store=store, progress=progress)
         bar = tqdm(total=len(todo), desc="federated tasks", unit="task", disable=not progress)
         if settings.federated.backend == "inline":
-            for t in todo:
-                sim, referee = prepare(settings, t, store)
-                finish(settings, fed.run_inline(settings, sim, referee, client_update), store)
+            for job in todo:
+                job.run(store)
                 bar.update()
         else:
-
-            flower_backend.run(settings, todo, lambda t: prepare(settings, t, store),
-                               lambda sim: finish(settings, sim, store), client_update, workers,
+            by_task = {j.task: j for j in todo}
+            flower_backend.run(settings, list(by_task), lambda t: by_task[t].prepare(store),
+                               lambda sim: by_task[sim.task].finish(sim, store), client_update, workers,
                                on_task=lambda t: bar.update())
         bar.close()
-    return [stored(settings, t, store) for t in tasks(settings, pairs, seeds)]
+    return [row for j in jobs for row in j.stored_rows(store) or []]
 
 
 def results_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per task (final communication round)."""
+    """One row per task (final communication round); ``strategy`` holds keys."""
     return pd.DataFrame([{c: r[c] for c in TASK_COLUMNS} for r in rows], columns=TASK_COLUMNS)
 
 
@@ -205,10 +287,10 @@ def cost_text(run: Any, parameters: dict[str, Any], store: RunStore | None = Non
         return f"not available with the {run.profile} profile ({exc})"
     chosen = new.pairs if "pairs" in params else pairs_of(new.settings)
     todo = tasks(new.settings, chosen, new.seeds)
-    missing = [t for t in todo if stored(new.settings, t, store) is None]
+    missing = [j for j in todo if j.stored_rows(store) is None]
     if not missing:
         return f"all {len(todo)} federated trainings are in the run store: seconds to load"
-    done = [m for t in tasks(run.settings, None, run.seeds) if (m := stored(run.settings, t, store))]
+    done = [m for j in tasks(run.settings, None, run.seeds) for m in j.stored_rows(store) or []]
     what = f"{len(missing)} federated trainings to run ({len(todo) - len(missing)} loaded)"
     if not done:
         return what

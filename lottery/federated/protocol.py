@@ -125,8 +125,10 @@ def subset(split: EncodedSplit, index: torch.Tensor) -> EncodedSplit:
 
 @dataclass(frozen=True)
 class Task:
-    """One federated training: a condition, a mask round and a seed, with everything a
-    client needs to know about it (sent in each round's config)."""
+    """One federated training as the clients see it: a condition (a strategy key), a mask
+    round and a seed, with everything a client needs to know about it (sent in each
+    round's config). The run-store job around it is
+    :class:`lottery.federated.jobs.FederatedTask`."""
 
     server: str
     clients_domain: str

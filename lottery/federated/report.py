@@ -5,6 +5,9 @@ Accuracy is the global model's test accuracy on the clients' domain after the la
 communication round. Comparisons are paired by seed (the same θ0, shards and batches
 per seed) with t-intervals over seeds, Bonferroni-corrected over the family shown, as
 every claim in the book (:mod:`lottery.stats.inference`).
+
+Conditions are the strategy table's keys in every frame, filter and dictionary here;
+tables and charts name them with the paper's labels (:mod:`lottery.experiment.labels`).
 """
 
 from __future__ import annotations
@@ -14,16 +17,31 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
-from lottery.book.plots import _chance_rule, _configured, _faceted, _strategy_colour
+from lottery.book.plots import LABEL, _chance_rule, _configured, _faceted, _strategy_colour, with_labels
 from lottery.config import strategies as strat
-from lottery.experiment.labels import pair_label, sparsity_label
+from lottery.experiment.labels import pair_label, sparsity_label, strategy_key, strategy_label
 from lottery.stats import inference
 
-FULL, MOVED, RANDOM, TARGET = "FULL-MODEL", "MASKS-RESET", "MASKS-RANDOM", "TICKET-TARGET"
+#: The conditions (keys of the strategy table).
+FULL, MOVED, RANDOM, TARGET = "full", "masks_reset", "masks_random", "target"
 MB = 1e6
 
-#: The comparisons of the chapter: (a, b, what a − b > 0 would mean).
+#: The comparisons of the chapter, a − b (keys).
 CONTRASTS: tuple[tuple[str, str], ...] = ((MOVED, FULL), (MOVED, TARGET), (MOVED, RANDOM))
+#: The name under which :func:`glue_numbers` glues each comparison's reading for the prose.
+GLUE_NAMES: dict[tuple[str, str], str] = {(MOVED, FULL): "fed_masks_reset_full_model",
+                                          (MOVED, TARGET): "fed_masks_reset_ticket_target",
+                                          (MOVED, RANDOM): "fed_masks_reset_masks_random"}
+
+
+def _keyed(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with its ``strategy`` column as strategy keys (stored tasks may hold labels)."""
+    return df.assign(strategy=df["strategy"].map(strategy_key)) if len(df) else df
+
+
+def comparison_name(a: str, b: str) -> str:
+    """How the tables name the comparison a − b: ``MASKS-RESET − FULL-MODEL``."""
+    return f"{strategy_label(a)} − {strategy_label(b)}"
 
 
 def _mask_label(df: pd.DataFrame) -> pd.Series:
@@ -51,7 +69,8 @@ def key_points(results: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
     and of the whole training, their share of the dense model's, the final test accuracy
     (mean ± std over seeds), its gain in the last round (still rising?), and the dense
     model's accuracy after the same number of bytes (its last round within that budget;
-    round 0 = untrained)."""
+    round 0 = untrained). The ``strategy`` level names the conditions with their labels."""
+    results, history = _keyed(results), _keyed(history)
     order = {s: i for i, s in enumerate((FULL, TARGET, MOVED, RANDOM))}
     rows = []
     for (src, tgt), pair in results.groupby(["source", "target"], sort=False):
@@ -69,7 +88,7 @@ def key_points(results: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
             rows.append({
                 "task": pair_label(src, tgt),
                 "mask": "dense" if r == 0 else sparsity_label(float(g["sparsity"].mean())),
-                "strategy": strategy,
+                "strategy": strategy_label(strategy),
                 "MB first round": round(float(h[h["comm_round"] == 1]["bytes"].mean()) / MB, 2),
                 "MB in all": round(total / MB, 2),
                 "share of dense bytes": f"{100 * total / dense_bytes:.1f}%" if dense_bytes else "—",
@@ -86,25 +105,29 @@ def contrasts(results: pd.DataFrame, alpha: float = inference.ALPHA) -> pd.DataF
     :data:`CONTRASTS` (FULL-MODEL's one dense run is b at every mask): per pair and mask
     sparsity, and pooled over the masks (per seed, the mean over the mask sparsities).
     Two families, each Bonferroni-corrected over its own intervals: the pooled rows
-    (the chapter's headline) and the per-sparsity rows."""
+    (the chapter's headline) and the per-sparsity rows.
+
+    ``comparison`` names a − b with the labels (:func:`comparison_name`); the index holds
+    the keys (levels ``a``, ``b``), which :func:`reading` selects by."""
+    results = _keyed(results)
     parts = []
     for (src, tgt), g in results.groupby(["source", "target"], sort=False):
         dense = g[g["strategy"] == FULL].set_index("seed")["test_acc"]
-        per_seed: dict[str, list[pd.Series]] = {}
+        per_seed: dict[tuple[str, str], list[pd.Series]] = {}
         for r, gr in g[g["round"] > 0].groupby("round"):
             acc = {k: v.set_index("seed")["test_acc"] for k, v in gr.groupby("strategy")}
             acc[FULL] = dense
             for a, b in CONTRASTS:
                 if a in acc and b in acc:
                     diff = (acc[a] - acc[b]).dropna()
-                    per_seed.setdefault(f"{a} − {b}", []).append(diff)
-                    parts.append({"task": pair_label(src, tgt),
+                    per_seed.setdefault((a, b), []).append(diff)
+                    parts.append({"a": a, "b": b, "task": pair_label(src, tgt),
                                   "mask": sparsity_label(float(gr["sparsity"].mean())),
-                                  "comparison": f"{a} − {b}", "values": diff.tolist()})
-        for name, diffs in per_seed.items():
+                                  "comparison": comparison_name(a, b), "values": diff.tolist()})
+        for (a, b), diffs in per_seed.items():
             pooled = pd.concat(diffs, axis=1).dropna().mean(axis=1)
-            parts.append({"task": pair_label(src, tgt), "mask": "all (pooled)", "comparison": name,
-                          "values": pooled.tolist()})
+            parts.append({"a": a, "b": b, "task": pair_label(src, tgt), "mask": "all (pooled)",
+                          "comparison": comparison_name(a, b), "values": pooled.tolist()})
     family = {True: sum(p["mask"] == "all (pooled)" for p in parts),
               False: sum(p["mask"] != "all (pooled)" for p in parts)}
     rows = []
@@ -113,14 +136,15 @@ def contrasts(results: pd.DataFrame, alpha: float = inference.ALPHA) -> pd.DataF
         iv = inference.t_interval(p.pop("values"), level)
         rows.append({**p, "difference (pts)": iv.text(), "level": f"{100 * level:.2f}%",
                      "seeds": iv.n, "interval": iv})
-    return pd.DataFrame(rows, columns=["task", "mask", "comparison", "difference (pts)", "level",
-                                       "seeds", "interval"])
+    out = pd.DataFrame(rows, columns=["a", "b", "task", "mask", "comparison", "difference (pts)",
+                                      "level", "seeds", "interval"])
+    return out.set_index(["a", "b"])
 
 
-def reading(table: pd.DataFrame, comparison: str) -> str:
-    """The pooled interval of ``comparison`` and what it says, then the mask sparsities
+def reading(table: pd.DataFrame, a: str, b: str) -> str:
+    """The pooled interval of a − b (keys) and what it says, then the mask sparsities
     where the per-sparsity interval excludes 0 (from :func:`contrasts`)."""
-    rows = table[table["comparison"] == comparison]
+    rows = table[(table.index.get_level_values("a") == a) & (table.index.get_level_values("b") == b)]
     if rows.empty:
         return "not tested in this build"
     pooled = rows[rows["mask"] == "all (pooled)"]
@@ -145,6 +169,7 @@ def communication_chart(history: pd.DataFrame, title: str, columns: int = 3, wid
     if history.empty:
         return alt.Chart(pd.DataFrame({"text": ["no federated task in this build"]})).mark_text(
             fontSize=14).encode(text="text:N").properties(title=title, width=width, height=40)
+    history = _keyed(history)
     sparse = history[history["round"] > 0].assign(panel=lambda d: _mask_label(d))
     dense = history[history["round"] == 0]
     panels = list(dict.fromkeys(sparse.sort_values("round")["panel"]))
@@ -152,9 +177,9 @@ def communication_chart(history: pd.DataFrame, title: str, columns: int = 3, wid
     data = data[data["comm_round"] > 0].assign(acc=lambda d: 100 * d["test_acc"], MB=lambda d: d["bytes"] / MB)
     mean = (data.groupby(["panel", "strategy", "comm_round"], sort=False)
             .agg(MB=("MB", "mean"), acc=("acc", "mean")).reset_index().assign(kind="mean"))
-    rows = pd.concat([data.assign(kind="seed"), mean], ignore_index=True)
+    rows = with_labels(pd.concat([data.assign(kind="seed"), mean], ignore_index=True))
     strategies = [s for s in (FULL, TARGET, MOVED, RANDOM) if s in set(rows["strategy"])]
-    legend = alt.selection_point(fields=["strategy"], bind="legend", name="legend")
+    legend = alt.selection_point(fields=[LABEL], bind="legend", name="legend")
     x = alt.X("MB:Q", scale=alt.Scale(type="log"), title="MB communicated (all clients, both ways)")
     y = alt.Y("acc:Q", title="test accuracy (%)", scale=alt.Scale(zero=False))
     base = alt.Chart().encode(x=x, y=y, color=_strategy_colour(strategies, title="strategy"))
@@ -164,7 +189,7 @@ def communication_chart(history: pd.DataFrame, title: str, columns: int = 3, wid
                      opacity=alt.condition(legend, alt.value(0.4), alt.value(0.05))))
     means = (base.transform_filter("datum.kind == 'mean'").mark_line(point=True, strokeWidth=3)
              .encode(strokeDash=dashed, opacity=alt.condition(legend, alt.value(1.0), alt.value(0.15)),
-                     tooltip=[alt.Tooltip("panel:N", title="mask"), alt.Tooltip("strategy:N"),
+                     tooltip=[alt.Tooltip("panel:N", title="mask"), alt.Tooltip(f"{LABEL}:N", title="strategy"),
                               alt.Tooltip("comm_round:Q", title="communication round"),
                               alt.Tooltip("MB:Q", title="MB so far", format=".2f"),
                               alt.Tooltip("acc:Q", title="mean test accuracy (%)", format=".1f")]))
@@ -182,9 +207,10 @@ def glue_numbers(results: pd.DataFrame, history: pd.DataFrame, table: pd.DataFra
     """The numbers the chapter's prose quotes, computed (for the first task)."""
     out: dict[str, Any] = {}
     for a, b in CONTRASTS:
-        out[f"fed_{a}_{b}".replace("-", "_").lower()] = reading(table, f"{a} − {b}")
+        out[GLUE_NAMES[(a, b)]] = reading(table, a, b)
     if results.empty:
         return out
+    results, history = _keyed(results), _keyed(history)
     first = results.iloc[0]
     same = lambda df: df[(df["source"] == first["source"]) & (df["target"] == first["target"])]
     r, h = same(results), same(history)

@@ -6,6 +6,10 @@ Everything here takes the engine's tidy results frames (one row per trained netw
 lives in the library, not in the notebooks, so that cells stay short and the same code
 is tested. The paper's statements are about sparsity *ranges* (up to 90%, beyond the
 96% phase transition); :data:`SPARSITY_RANGES` names them once.
+
+Strategies are named by the strategy table's keys (``reset``, ``masks_random``) in every
+frame, filter and argument; the paper's labels (TICKET-RESET) appear only in what is
+printed: table headers, comparison names (:mod:`lottery.experiment.labels`).
 """
 
 from __future__ import annotations
@@ -17,8 +21,8 @@ from typing import Any, Sequence
 import pandas as pd
 from scipy import stats
 
-from lottery.experiment.labels import (display_name, in_domain_order, nines, pair_label, pct, pts,
-                                       sparsity_label)
+from lottery.experiment.labels import (by_strategy_label, display_name, in_domain_order, nines,
+                                       pair_label, pct, pts, sparsity_label, strategy_label)
 
 #: "matches FULL-MODEL": mean test accuracy at most this far (1 point) below it.
 WITHIN_PTS = 0.01
@@ -97,36 +101,49 @@ def summarise(df: pd.DataFrame, group: Sequence[str], value: str = "test_acc") -
     return out
 
 
+def full_model_rows(df: pd.DataFrame, at: pd.DataFrame, on: Sequence[str] = ()) -> pd.DataFrame:
+    """FULL-MODEL (key ``full``) as rows shaped like ``at``'s: the unpruned network,
+    round 0 of TICKET-RESET in ``df`` (every ticket strategy's round 0 is that one
+    network), placed at each row of ``at`` — the rounds and sparsities where it is drawn
+    or compared — matched on the columns ``on`` (none: at every row of ``at``).
+
+    Columns of ``at`` (round, sparsity, ...) come from ``at``; the others (accuracies,
+    or their summaries over seeds) from round 0. The one builder of the full model's
+    curve (:func:`ticket_curves`) and of its per-seed rows
+    (:func:`lottery.stats.inference.with_full_model`)."""
+    unpruned = df[(df["strategy"] == "reset") & (df["round"] == 0)]
+    values = unpruned.drop(columns=[c for c in at.columns if c not in on])
+    rows = at.merge(values, on=list(on)) if on else at.merge(values, how="cross")
+    return rows.assign(strategy="full")
+
+
 def ticket_curves(tickets_df: pd.DataFrame) -> pd.DataFrame:
     """Fig. 3 data: per domain, strategy and round; FULL-MODEL drawn as a flat line.
 
     FULL-MODEL is round 0 of TICKET-RESET (the unpruned model), repeated at every
-    round's sparsity so it reads as the paper's reference line.
+    round's sparsity so it reads as the paper's reference line (:func:`full_model_rows`).
     """
     df = _tickets(tickets_df)
     by_round = _round_sparsity(df)
     curves = summarise(df, ["domain", "strategy", "round"])
     curves["sparsity"] = curves["round"].map(by_round)
     curves["x"] = nines(curves["sparsity"])
-    full = curves[(curves["strategy"] == "TICKET-RESET") & (curves["round"] == 0)]
-    rows = []
-    for _, f in full.iterrows():
-        for rnd, s in by_round.items():
-            r = f.to_dict()
-            r.update(strategy="FULL-MODEL", round=rnd, sparsity=s, x=nines(s))
-            rows.append(r)
-    curves = pd.concat([pd.DataFrame(rows), curves], ignore_index=True)
+    at = pd.DataFrame({"round": by_round.index, "sparsity": by_round.to_numpy(),
+                       "x": nines(by_round).to_numpy()})
+    full = full_model_rows(curves, at)[list(curves.columns)]
+    curves = pd.concat([full, curves], ignore_index=True)
     curves["name"] = curves["domain"].map(display_name)
-    return in_domain_order(curves.sort_values(["strategy", "round"], kind="stable"), "domain")
+    curves = curves.sort_values(["strategy", "round"], key=by_strategy_label, kind="stable")
+    return in_domain_order(curves, "domain")
 
 
 def target_frame(tickets_df: pd.DataFrame, pairs: Sequence[tuple[str, str]]) -> pd.DataFrame:
     """TICKET-TARGET, the baseline of every transfer pair: the target's own TICKET-RESET
     runs, labelled with the pair (``source``, ``target``, ``pair``)."""
     own = _tickets(tickets_df)
-    own = own[own["strategy"] == "TICKET-RESET"]
+    own = own[own["strategy"] == "reset"]
     frames = [own[own["domain"] == target].assign(
-        strategy="TICKET-TARGET", source=source, target=target, pair=pair_label(source, target))
+        strategy="target", source=source, target=target, pair=pair_label(source, target))
         for source, target in pairs]
     return pd.concat(frames, ignore_index=True) if frames else own.iloc[:0].assign(pair="")
 
@@ -158,8 +175,9 @@ def transfer_curves(tickets_df: pd.DataFrame, transfer_df: pd.DataFrame,
 def accuracy_table(curves: pd.DataFrame, facet: str, strategies: Sequence[str],
                    digits: int = 1, facet_title: str | None = None) -> pd.DataFrame:
     """Wide table ``mean ± std`` in % (the std in points) per (facet, round) and
-    strategy, as the book prints it — the unit of the charts; networks that collapsed
-    to chance are counted in the cell ("2 at chance")."""
+    strategy (keys; the columns are titled with their labels), as the book prints it —
+    the unit of the charts; networks that collapsed to chance are counted in the cell
+    ("2 at chance")."""
     c = curves[curves["strategy"].isin(strategies)].copy()
     chance = c["at_chance"] if "at_chance" in c else [0] * len(c)
     c["cell"] = [f"{100 * m:.{digits}f} ± {100 * s:.{digits}f}" + (f" ({int(k)} at chance)" if k else "")
@@ -168,7 +186,7 @@ def accuracy_table(curves: pd.DataFrame, facet: str, strategies: Sequence[str],
     table = c.pivot_table(index=[facet, "round", "sparsity"], columns="strategy",
                           values="cell", aggfunc="first", sort=False)
     table = table[[s for s in strategies if s in table.columns]]
-    table.columns.name = None
+    table.columns = [strategy_label(s) for s in table.columns]
     if facet_title:
         table.index = table.index.set_names(facet_title, level=0)
     return table.fillna("—")  # e.g. transferred masks start at round 1
@@ -181,24 +199,25 @@ def ticket_overview(curves: pd.DataFrame) -> pd.DataFrame:
     ``matches FULL-MODEL up to``: the highest sparsity up to which every TICKET-RESET
     round is within :data:`WITHIN_PTS` of FULL-MODEL (mean over seeds).
     """
+    full_label, reset_label = strategy_label("full"), strategy_label("reset")
     rows = []
     for name, c in curves.groupby("name", sort=False):
-        full = float(c[(c["strategy"] == "FULL-MODEL")]["mean"].iloc[0])
-        reset = c[c["strategy"] == "TICKET-RESET"].sort_values("round")
+        full = float(c[(c["strategy"] == "full")]["mean"].iloc[0])
+        reset = c[c["strategy"] == "reset"].sort_values("round")
         pruned = reset[reset["round"] > 0]
-        row: dict[str, Any] = {"domain": name, "FULL-MODEL": pct(full)}
+        row: dict[str, Any] = {"domain": name, full_label: pct(full)}
         if len(pruned):
             best = pruned.loc[pruned["mean"].idxmax()]
-            row["best TICKET-RESET"] = f"{pct(best['mean'])} at {sparsity_label(best['sparsity'])}"
+            row[f"best {reset_label}"] = f"{pct(best['mean'])} at {sparsity_label(best['sparsity'])}"
             ok = (reset["mean"] >= full - WITHIN_PTS).to_numpy()
             upto = reset["sparsity"].to_numpy()[ok.argmin() - 1] if not ok.all() else reset["sparsity"].max()
-            row["matches FULL-MODEL up to"] = sparsity_label(upto) if upto > 0 else "never"
+            row[f"matches {full_label} up to"] = sparsity_label(upto) if upto > 0 else "never"
         last = int(c["round"].max())
         row["last round sparsity"] = sparsity_label(float(c[c["round"] == last]["sparsity"].mean()))
-        for strat in ("TICKET-RESET", "TICKET-RANDOM", "RANDOM-PRUNING"):
+        for strat in ("reset", "random", "random_pruning"):
             v = c[(c["strategy"] == strat) & (c["round"] == last)]["mean"]
             if len(v):
-                row[f"{strat} (last)"] = pct(float(v.iloc[0]))
+                row[f"{strategy_label(strat)} (last)"] = pct(float(v.iloc[0]))
         rows.append(row)
     return pd.DataFrame(rows).set_index("domain").fillna("—")  # e.g. no control in this domain
 
@@ -229,10 +248,10 @@ def transfer_overview(curves: pd.DataFrame, jsd: pd.DataFrame | None = None) -> 
             s, t = c["source"].iloc[0], c["target"].iloc[0]
             v = jsd[(jsd["domain_a"] == s) & (jsd["domain_b"] == t)]["jsd_x1e5"]
             row["JSD ×1e5"] = round(float(v.iloc[0]), 1) if len(v) else float("nan")
-        for strat in ("MASKS-RESET", "MASKS-RANDOM"):
-            g = strategy_gaps(c, strat, "TICKET-TARGET", facet="pair")
+        for strat in ("masks_reset", "masks_random"):
+            g = strategy_gaps(c, strat, "target", facet="pair")
             for r in (MODERATE, EXTREME):
-                row[f"{strat} − TARGET ({r.bound})"] = pts(g.get(r, float("nan")))
+                row[f"{strategy_label(strat)} − TARGET ({r.bound})"] = pts(g.get(r, float("nan")))
         rows.append(row)
     return pd.DataFrame(rows).set_index("pair")
 
@@ -240,7 +259,8 @@ def transfer_overview(curves: pd.DataFrame, jsd: pd.DataFrame | None = None) -> 
 # ---------------------------------------------------------------------------- paired tests
 def paired_differences(df: pd.DataFrame, a: str, b: str, group: str = "domain",
                        confidence: float = 0.95, corrected: bool = False) -> pd.DataFrame:
-    """Per ``group`` and round: test accuracy of strategy ``a`` minus ``b``, paired by seed.
+    """Per ``group`` and round: test accuracy of strategy ``a`` minus ``b`` (keys), paired
+    by seed; ``comparison`` names them with their labels.
 
     Mean difference, std of the differences, and a two-sided t-interval
     (``mean ± t_{n-1} · sd / √n``, scipy) — NaN where fewer than two seeds pair up.
@@ -273,7 +293,7 @@ def paired_differences(df: pd.DataFrame, a: str, b: str, group: str = "domain",
         rows.append({group: g, "round": int(rnd), "sparsity": float(grp["sparsity"].mean()),
                      "n": n, "mean_diff": mean, "sd_diff": sd,
                      "ci_low": mean - half, "ci_high": mean + half, "level": confidence,
-                     "comparison": f"{a} − {b}"})
+                     "comparison": f"{strategy_label(a)} − {strategy_label(b)}"})
     out = pd.DataFrame(rows, columns=columns)
     first = {g: i for i, g in enumerate(dict.fromkeys(df[group]))}
     out = out.sort_values(by=[group, "round"], key=lambda c: c.map(first) if c.name == group else c,
@@ -289,7 +309,8 @@ def spread(df: pd.DataFrame, group: str, strategies: Sequence[str]) -> pd.DataFr
 
 def spread_by_range(df: pd.DataFrame, strategies: Sequence[str],
                     group: str = "domain") -> pd.DataFrame:
-    """Mean seed-to-seed std of test accuracy (points) per strategy and sparsity range."""
+    """Mean seed-to-seed std of test accuracy (points) per strategy (rows titled with
+    their labels) and sparsity range."""
     s = spread(df, group, strategies)
     s = s[s["round"] > 0]
     out = {}
@@ -297,7 +318,8 @@ def spread_by_range(df: pd.DataFrame, strategies: Sequence[str],
         sel = s[r.contains(s["sparsity"])]
         out[r.name] = {st: (f"{100 * sel[sel['strategy'] == st]['std'].mean():.2f}"
                             if (sel["strategy"] == st).any() else "n/a") for st in strategies}
-    table = pd.DataFrame(out)
+    table = pd.DataFrame(out, index=list(strategies))
+    table.index = [strategy_label(st) for st in table.index]
     table.index.name = "std (pts) at sparsity"
     return table
 

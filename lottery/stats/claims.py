@@ -15,6 +15,10 @@ by hand:
   more seeds are needed to tell;
 * **not tested** — the profile lacks the domains, pairs or sparsities the claim is about.
 
+Strategies are compared by their keys in the strategy table
+(:mod:`lottery.config.strategies`); the claims' wording quotes the paper, and the
+measured text names strategies by their labels (:mod:`lottery.experiment.labels`).
+
 ``lottery claims --profile P --json`` prints the same table for scripts.
 """
 
@@ -25,7 +29,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from lottery.experiment.labels import display_name, pair_label, pair_name
+from lottery.experiment.labels import display_name, pair_label, pair_name, strategy_label, strategy_short
 from lottery.experiment.selection import ChapterSettings
 from lottery.stats import inference as inf
 from lottery.stats.analysis import SparsityRange, EXTREME, MODERATE, target_frame
@@ -152,7 +156,7 @@ def claim_reset_beats_full(tickets: pd.DataFrame) -> Claim:
     name = "2. TICKET-RESET beats FULL-MODEL at 0–90% sparsity (Fig. 3)"
     paper = "better in Books, Electronics, Home"
     doms = [d for d in FIG3_DOMAINS if d in set(tickets["domain"])]
-    per = inf.seed_contrast(inf.with_full_model(tickets), "TICKET-RESET", "FULL-MODEL", within=MODERATE)
+    per = inf.seed_contrast(inf.with_full_model(tickets), "reset", "full", within=MODERATE)
     per = per[per["domain"].isin(doms)]
     if per.empty:
         return _untested(name, paper, "needs Books, Electronics or Home with rounds ≤ 90%")
@@ -170,8 +174,8 @@ def claim_reset_best(tickets: pd.DataFrame) -> Claim:
     name = "3. TICKET-RESET is the best strategy in every domain (Fig. 3)"
     paper = "TICKET-RESET best for all datasets"
     tests = []
-    for other in ("TICKET-RANDOM", "RANDOM-PRUNING"):
-        per = inf.seed_contrast(tickets, "TICKET-RESET", other)
+    for other in ("random", "random_pruning"):
+        per = inf.seed_contrast(tickets, "reset", other)
         for d in dict.fromkeys(per["domain"]):
             tests.append((d, other, per[per["domain"] == d]["diff"]))
     if not tests:
@@ -181,17 +185,19 @@ def claim_reset_best(tickets: pd.DataFrame) -> Claim:
     worst = min(ivs, key=lambda t: t[2].mean)
     return Claim(name, paper,
                  f"{sum(iv.above_zero for *_, iv in ivs)} of {len(ivs)} comparisons significantly in "
-                 f"favour of RESET; weakest: {display_name(worst[0])} vs {worst[1]} {worst[2].text()}",
-                 "; ".join(f"{display_name(d)} vs {o.split('-', 1)[1]} {iv.text()}" for d, o, iv in ivs),
+                 f"favour of RESET; weakest: {display_name(worst[0])} vs {strategy_label(worst[1])} "
+                 f"{worst[2].text()}",
+                 "; ".join(f"{display_name(d)} vs {strategy_short(o)} {iv.text()}" for d, o, iv in ivs),
                  _level_text(level, len(ivs), max(iv.n for *_, iv in ivs)) + ", all pruned rounds",
                  directional([iv for *_, iv in ivs]),
-                 [_detail(display_name(d), f"RESET − {o}", inf.PRUNED.name, iv) for d, o, iv in ivs])
+                 [_detail(display_name(d), f"RESET − {strategy_label(o)}", inf.PRUNED.name, iv)
+                  for d, o, iv in ivs])
 
 
 def claim_reset_similar_random(tickets: pd.DataFrame) -> Claim:
     name = "4. TICKET-RESET ≈ TICKET-RANDOM up to 96% sparsity (Fig. 3)"
     paper = "similar test accuracy until about 96%"
-    per = inf.seed_contrast(tickets, "TICKET-RESET", "TICKET-RANDOM", within=inf.BELOW_TRANSITION)
+    per = inf.seed_contrast(tickets, "reset", "random", within=inf.BELOW_TRANSITION)
     if per.empty:
         return _untested(name, paper, "needs TICKET-RANDOM")
     iv = inf.t_interval(inf.pooled(per))
@@ -209,8 +215,9 @@ def claim_reset_similar_random(tickets: pd.DataFrame) -> Claim:
 
 
 def _transition(df: pd.DataFrame, a: str, b: str, group: str, name: str, paper: str) -> Claim:
-    """Claims 5 and 8: past 96%, ``b`` falls behind ``a`` (the gap above 96% larger than
-    below it, or b − a above 96% < 0 when nothing is below) and is less stable."""
+    """Claims 5 and 8: past 96%, ``b`` falls behind ``a`` (strategy keys; the gap above
+    96% larger than below it, or b − a above 96% < 0 when nothing is below) and is less
+    stable."""
     change = inf.gap_change(df, a, b, group)
     if change.empty:
         return _untested(name, paper, "needs rounds on both sides of 96% and both strategies")
@@ -220,7 +227,7 @@ def _transition(df: pd.DataFrame, a: str, b: str, group: str, name: str, paper: 
     above = inf.t_interval(change.groupby("seed")["diff_high"].mean(), level)
     stab = inf.stability_test(df, a, b, group, EXTREME)
     parts = [directional([gap]), _stability(stab, 1 - level)]
-    short_a, short_b = a.split("-", 1)[1], b.split("-", 1)[1]
+    short_a, short_b = strategy_short(a), strategy_short(b)
     measured = (f"{short_a} − {short_b}: {100 * above.mean:+.1f} pts above 96%, gap "
                 f"{100 * gap.mean:+.1f} pts larger than at ≤ 96%; "
                 + (stab.text(short_a, short_b) if stab else "no stability data"))
@@ -233,7 +240,7 @@ def _transition(df: pd.DataFrame, a: str, b: str, group: str, name: str, paper: 
 
 
 def claim_phase_transition(tickets: pd.DataFrame) -> Claim:
-    return _transition(tickets, "TICKET-RESET", "TICKET-RANDOM", "domain",
+    return _transition(tickets, "reset", "random", "domain",
                        "5. Phase transition: past 96% TICKET-RANDOM drops faster and is unstable (Fig. 3)",
                        "RANDOM highly unstable, drops off much faster than RESET after 96%")
 
@@ -252,18 +259,19 @@ def claim_cds_transfer(both: pd.DataFrame, pairs: Sequence[tuple[str, str]]) -> 
     if not cds:
         return _untested(name, paper, "needs a pair with source CDs")
     src = {pair_label(s, t): s for s, t in pairs}
-    per = inf.seed_contrast(both, "MASKS-RESET", "TICKET-TARGET", group="pair")
+    per = inf.seed_contrast(both, "masks_reset", "target", group="pair")
     per["cds"] = per["pair"].map(src) == CDS
     tests: list[tuple[str, pd.Series]] = []
     if (~per["cds"]).any():
         by = per.pivot_table(index="seed", columns="cds", values="diff").dropna()
-        tests.append(("CDs gap − other sources' gap (MASKS-RESET − TARGET, all rounds)",
+        tests.append((f"CDs gap − other sources' gap ({strategy_label('masks_reset')} − TARGET, all rounds)",
                       by[True] - by[False]))
-    for strategy in ("MASKS-RESET", "MASKS-RANDOM"):
-        top = inf.seed_contrast(both, strategy, "TICKET-TARGET", group="pair", within=ABOVE_99)
+    for strategy in ("masks_reset", "masks_random"):
+        top = inf.seed_contrast(both, strategy, "target", group="pair", within=ABOVE_99)
         top = top[top["pair"].isin(cds)]
         if len(top):
-            tests.append((f"CDs {strategy} − TARGET above 99%", top.groupby("seed")["diff"].mean()))
+            tests.append((f"CDs {strategy_label(strategy)} − TARGET above 99%",
+                          top.groupby("seed")["diff"].mean()))
     if len(tests) < 2:
         return _untested(name, paper, "needs rounds above 99%")
     level = inf.level_for(len(tests))
@@ -279,7 +287,7 @@ def claim_transfer_loss(both: pd.DataFrame, pairs: Sequence[tuple[str, str]]) ->
     name = "7. Books and Electronics masks lose 3–5 pts up to 90% (Fig. 4)"
     paper = "3–5% drop-off up to 90% sparsity after transfer"
     sources = [s for s in LOSS_SOURCES if any(p[0] == s for p in pairs)]
-    per = inf.seed_contrast(both, "MASKS-RESET", "TICKET-TARGET", group="pair", within=MODERATE)
+    per = inf.seed_contrast(both, "masks_reset", "target", group="pair", within=MODERATE)
     if not sources or per.empty:
         return _untested(name, paper, "needs Books or Electronics sources and rounds ≤ 90%")
     src = {pair_label(s, t): s for s, t in pairs}
@@ -287,18 +295,19 @@ def claim_transfer_loss(both: pd.DataFrame, pairs: Sequence[tuple[str, str]]) ->
     level = inf.level_for(len(sources))
     ivs = {s: inf.t_interval(per[per["source"] == s].groupby("seed")["diff"].mean(), level)
            for s in sources}
-    return Claim(name, paper, "MASKS-RESET − TICKET-TARGET at ≤ 90%, pairs of each source averaged: "
+    moved, target = strategy_label("masks_reset"), strategy_label("target")
+    return Claim(name, paper, f"{moved} − {target} at ≤ 90%, pairs of each source averaged: "
                  + ", ".join(f"{display_name(s)} {100 * iv.mean:+.1f} pts" for s, iv in ivs.items()),
                  "; ".join(f"{display_name(s)} {iv.text()}" for s, iv in ivs.items()),
                  _level_text(level, len(ivs), max(iv.n for iv in ivs.values()))
                  + "; a loss meeting −3…−5 pts",
                  combine([in_band(iv) for iv in ivs.values()]),
-                 [_detail(f"{display_name(s)} → *", "MASKS-RESET − TARGET", MODERATE.name, iv)
+                 [_detail(f"{display_name(s)} → *", f"{moved} − TARGET", MODERATE.name, iv)
                   for s, iv in ivs.items()])
 
 
 def claim_transfer_transition(both: pd.DataFrame) -> Claim:
-    return _transition(both, "MASKS-RESET", "MASKS-RANDOM", "pair",
+    return _transition(both, "masks_reset", "masks_random", "pair",
                        "8. Past 96%, MASKS-RESET better and steadier than MASKS-RANDOM (Fig. 4)",
                        "initial values matter for performance and stability deep in sparsification")
 
@@ -348,12 +357,12 @@ def verdict_counts(verdicts: pd.DataFrame) -> dict[str, int]:
 def key_statistics(tickets: pd.DataFrame) -> dict[str, Any]:
     """The numbers the ablation compares across settings (domains averaged per seed, 95%)."""
     t = tickets[tickets["procedure"] == "tickets"]
-    full = inf.seed_contrast(inf.with_full_model(t), "TICKET-RESET", "FULL-MODEL", within=MODERATE)
-    low = inf.seed_contrast(t, "TICKET-RESET", "TICKET-RANDOM", within=inf.BELOW_TRANSITION)
-    high = inf.seed_contrast(t, "TICKET-RESET", "TICKET-RANDOM", within=EXTREME)
-    change = inf.gap_change(t, "TICKET-RESET", "TICKET-RANDOM")
+    full = inf.seed_contrast(inf.with_full_model(t), "reset", "full", within=MODERATE)
+    low = inf.seed_contrast(t, "reset", "random", within=inf.BELOW_TRANSITION)
+    high = inf.seed_contrast(t, "reset", "random", within=EXTREME)
+    change = inf.gap_change(t, "reset", "random")
     pruned = t[t["round"] > 0]
-    base = t[(t["strategy"] == "TICKET-RESET") & (t["round"] == 0)]
+    base = t[(t["strategy"] == "reset") & (t["round"] == 0)]
 
     def iv(per: pd.DataFrame) -> Interval:
         return inf.t_interval(inf.pooled(per)) if len(per) else inf.t_interval([])
@@ -372,7 +381,7 @@ def transfer_vs_divergence(tickets: pd.DataFrame, transfer: pd.DataFrame, jsd: p
     (MASKS-RESET − TICKET-TARGET, all pruned rounds, mean over seeds), and Spearman's ρ
     between them with a permutation p-value (negative ρ: closer domains transfer better)."""
     both = transfer_frame(tickets[tickets["procedure"] == "tickets"], transfer, pairs)
-    per = inf.seed_contrast(both, "MASKS-RESET", "TICKET-TARGET", group="pair")
+    per = inf.seed_contrast(both, "masks_reset", "target", group="pair")
     rows = []
     for s, t in pairs:
         label = pair_label(s, t)

@@ -26,7 +26,7 @@ from scipy import stats
 
 # CHANCE, COLLAPSE_PTS and collapsed live in analysis (its tables count collapses too);
 # they are re-exported here for the chapters.
-from lottery.stats.analysis import SparsityRange, collapsed, EXTREME
+from lottery.stats.analysis import SparsityRange, collapsed, EXTREME, full_model_rows
 
 ALPHA = 0.05
 #: "Similar" (the paper's RESET ≈ RANDOM): the whole interval within ±2 points.
@@ -93,19 +93,20 @@ def t_interval(values: Sequence[float], level: float = 1 - ALPHA) -> Interval:
 
 # ---------------------------------------------------------------------------- contrasts
 def with_full_model(tickets: pd.DataFrame) -> pd.DataFrame:
-    """Add FULL-MODEL rows: round 0 of TICKET-RESET repeated at every pruned round of
-    TICKET-RESET (same domain and seed), so "ticket − full model" pairs by round."""
+    """Add FULL-MODEL rows (key ``full``): round 0 of TICKET-RESET repeated at every
+    pruned round of TICKET-RESET (same domain and seed), so "ticket − full model" pairs
+    by round (:func:`lottery.stats.analysis.full_model_rows`)."""
     t = tickets[tickets["procedure"] == "tickets"] if "procedure" in tickets else tickets
-    reset = t[t["strategy"] == "TICKET-RESET"]
-    full = reset[reset["round"] == 0][["domain", "seed", "test_acc"]]
+    reset = t[t["strategy"] == "reset"]
     pruned = reset[reset["round"] > 0].drop(columns=["test_acc"])
-    rows = pruned.merge(full, on=["domain", "seed"]).assign(strategy="FULL-MODEL")
+    rows = full_model_rows(reset, pruned, on=["domain", "seed"])
     return pd.concat([tickets, rows], ignore_index=True)
 
 
 def seed_contrast(df: pd.DataFrame, a: str, b: str, group: str = "domain",
                   within: SparsityRange = PRUNED) -> pd.DataFrame:
-    """Per (group, seed): mean over the pruned rounds in ``within`` of acc(a) − acc(b),
+    """Per (group, seed): mean over the pruned rounds in ``within`` of acc(a) − acc(b)
+    (strategy keys),
     paired by (group, seed, round). Columns ``group, seed, diff, rounds``."""
     keys = [group, "seed", "round"]
     left = df[(df["strategy"] == a) & (df["round"] > 0)][keys + ["test_acc", "sparsity"]]

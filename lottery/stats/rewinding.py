@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import pandas as pd
 
+from lottery.experiment.labels import strategy_label
 from lottery.stats import inference
 from lottery.stats.analysis import collapsed, EXTREME
 
-REWIND, RESET, FULL = "TICKET-REWIND", "TICKET-RESET", "FULL-MODEL"
+#: The strategies compared (keys of the strategy table).
+REWIND, RESET, FULL = "rewind", "reset", "full"
 
 
 def _per_seed(df: pd.DataFrame, a: str, b: str) -> pd.Series:
@@ -50,7 +52,7 @@ def rewind_statistics(tickets: pd.DataFrame, alpha: float = inference.ALPHA) -> 
 def verdict(stats: dict) -> str:
     """One sentence from the intervals (no interval on a side: "no evidence")."""
     if not stats:
-        return "not tested (no TICKET-REWIND runs in this build)"
+        return f"not tested (no {strategy_label(REWIND)} runs in this build)"
     d = stats["rewind_minus_reset"]
     if d.n == 0:
         return "not tested: no round of this build passes 96% sparsity"
@@ -58,9 +60,16 @@ def verdict(stats: dict) -> str:
     fewer = s is not None and s.p_more_collapses_a < inference.ALPHA
     better = ("better than" if d.above_zero else "worse than" if d.below_zero
               else "not distinguishable from")
-    return (f"past 96% TICKET-REWIND is {better} TICKET-RESET ({d.text()}); it "
+    rewind, reset = strategy_label(REWIND), strategy_label(RESET)
+    return (f"past 96% {rewind} is {better} {reset} ({d.text()}); it "
             f"{'collapses significantly less often' if fewer else 'does not collapse significantly less often'}"
-            f"{'' if s is None else f' (at chance: TICKET-REWIND {s.collapsed_b}/{s.networks_b}, TICKET-RESET {s.collapsed_a}/{s.networks_a})'}")
+            f"{'' if s is None else f' (at chance: {rewind} {s.collapsed_b}/{s.networks_b}, {reset} {s.collapsed_a}/{s.networks_a})'}")
+
+
+def _accuracy_column(above: bool) -> str:
+    """A column of :func:`sweep_table`: TICKET-REWIND's mean test accuracy past 96%
+    (``above``) or at or below."""
+    return f"{strategy_label(REWIND)} {'>' if above else '≤'} 96% (%)"
 
 
 def sweep_table(frames: dict[int, pd.DataFrame], reference: pd.DataFrame) -> pd.DataFrame:
@@ -76,8 +85,8 @@ def sweep_table(frames: dict[int, pd.DataFrame], reference: pd.DataFrame) -> pd.
         r = df[(df["strategy"] == REWIND) & (df["round"] > 0)]
         high = EXTREME.contains(r["sparsity"])
         rows.append({"k (iterations)": k,
-                     "TICKET-REWIND ≤ 96% (%)": round(100 * r[~high]["test_acc"].mean(), 1),
-                     "TICKET-REWIND > 96% (%)": round(100 * r[high]["test_acc"].mean(), 1),
+                     _accuracy_column(above=False): round(100 * r[~high]["test_acc"].mean(), 1),
+                     _accuracy_column(above=True): round(100 * r[high]["test_acc"].mean(), 1),
                      "REWIND − RESET > 96%": d.text(),
                      "at chance": f"{int(collapsed(r).sum())}/{len(r)}"})
     return pd.DataFrame(rows).set_index("k (iterations)")
@@ -85,8 +94,8 @@ def sweep_table(frames: dict[int, pd.DataFrame], reference: pd.DataFrame) -> pd.
 
 def choose_k(table: pd.DataFrame, within_pts: float = 1.0) -> int:
     """The smallest k whose accuracy past 96% is within ``within_pts`` of the best k's."""
-    best = table["TICKET-REWIND > 96% (%)"].max()
-    ok = table[table["TICKET-REWIND > 96% (%)"] >= best - within_pts]
+    high = table[_accuracy_column(above=True)]
+    ok = table[high >= high.max() - within_pts]
     return int(ok.index.min())
 
 
