@@ -40,38 +40,38 @@ GLOBAL_RANDOM = '''def random_prune(mask: Mask, prune_fraction: float, generator
 def _unused_random_prune('''
 
 MUTATIONS = {
- "a MASKS-RANDOM starts from θ0": [("lottery/strategies.py", 'Strategy("masks_random",   "MASKS-RANDOM",   "transfer",  "fresh", ', 'Strategy("masks_random",   "MASKS-RANDOM",   "transfer",  "theta0",')],
- "b TICKET-RANDOM reuses one draw": [("lottery/strategies.py", "manual_seed(derive_seed(seed, key, r))", "manual_seed(derive_seed(seed, key))")],
- "c mask not re-applied after a step": [("lottery/train.py", "            p.mul_(m)", "            pass")],
- "d keep count rounded down": [("lottery/masks.py", "math.ceil((1.0 - prune_fraction) * alive - 1e-9)", "math.floor((1.0 - prune_fraction) * alive + 1e-9)")],
- "e global pruning": [("lottery/masks.py", "def magnitude_prune(", GLOBAL_PRUNE)],
- "f control with other per-layer counts": [("lottery/masks.py", "def random_prune(", GLOBAL_RANDOM)],
- "g MASKS-RESET uses target masks": [("lottery/procedures.py", "mask = src.tensors(step_name(strat.SOURCE_STRATEGY, r), \"mask\")",
+ "a MASKS-RANDOM starts from θ0": [("lottery/config/strategies.py", 'Strategy("masks_random",   "MASKS-RANDOM",   "transfer",  "fresh", ', 'Strategy("masks_random",   "MASKS-RANDOM",   "transfer",  "theta0",')],
+ "b TICKET-RANDOM reuses one draw": [("lottery/engine/starts.py", "manual_seed(derive_seed(seed, key, r))", "manual_seed(derive_seed(seed, key))")],
+ "c mask not re-applied after a step": [("lottery/engine/train.py", "            p.mul_(m)", "            pass")],
+ "d keep count rounded down": [("lottery/engine/masks.py", "math.ceil((1.0 - prune_fraction) * alive - 1e-9)", "math.floor((1.0 - prune_fraction) * alive + 1e-9)")],
+ "e global pruning": [("lottery/engine/masks.py", "def magnitude_prune(", GLOBAL_PRUNE)],
+ "f control with other per-layer counts": [("lottery/engine/masks.py", "def random_prune(", GLOBAL_RANDOM)],
+ "g MASKS-RESET uses target masks": [("lottery/engine/jobs.py", "mask = src.tensors(step_name(strat.SOURCE_STRATEGY, r), \"mask\")",
                                       "mask = TicketChain(s, self.target, seed, ('reset',)).run_dir(store).tensors(step_name(strat.SOURCE_STRATEGY, r), \"mask\")")],
- "h1 lr not hashed": [("lottery/config.py", "    lr: float = 1e-3\n", "    lr: float = field(default=1e-3, metadata=NOT_HASHED)\n")],
- "h2 p not hashed": [("lottery/config.py", "    prune_fraction_per_round: float = 0.35\n", "    prune_fraction_per_round: float = field(default=0.35, metadata=NOT_HASHED)\n")],
- "h3 split_seed not hashed": [("lottery/config.py", "    split_seed: int = 0\n", "    split_seed: int = field(default=0, metadata=NOT_HASHED)\n")],
- "h4 n_train not hashed": [("lottery/config.py", "    n_train: int = 20_000\n", "    n_train: int = field(default=20_000, metadata=NOT_HASHED)\n")],
- "h5 vocab_size not hashed": [("lottery/config.py", "    vocab_size: int = 8000\n", "    vocab_size: int = field(default=8000, metadata=NOT_HASHED)\n")],
- "h6 max_len not hashed": [("lottery/config.py", "    max_len: int = 500\n", "    max_len: int = field(default=500, metadata=NOT_HASHED)\n")],
- "h7 dataset not hashed": [("lottery/config.py", '    dataset: str = "fdu-mtl"\n', '    dataset: str = field(default="fdu-mtl", metadata=NOT_HASHED)\n')],
- "h8 domains not hashed": [("lottery/config.py", "    domains: tuple[str, ...] = DEFAULT_DOMAINS\n", "    domains: tuple[str, ...] = field(default=DEFAULT_DOMAINS, metadata=NOT_HASHED)\n")],
- "h9 he_a not hashed": [("lottery/config.py", "    he_a: float = 0.0\n", "    he_a: float = field(default=0.0, metadata=NOT_HASHED)\n")],
- "i padding row trainable": [("lottery/model.py", "nn.Embedding(vocab_size, settings.embed_dim, padding_idx=pad_id)", "nn.Embedding(vocab_size, settings.embed_dim)"),
-                             ("lottery/masks.py", "        mask[\"embedding.weight\"][pad_id] = False", "        pass")],
- "j data content not in the run key": [("lottery/procedures.py", '        key["data_files"] = files', "        pass")],
- "k transfer rounds renumbered": [("lottery/procedures.py", "        for r in self.rounds:\n",
+ "h1 lr not hashed": [("lottery/config/hparams.py", "    lr: float = " + 'field(default=1e-3, metadata={', "    lr: float = " + 'field(default=1e-3, metadata={"hashed": False, ')],
+ "h2 p not hashed": [("lottery/config/hparams.py", "    prune_fraction_per_round: float = " + 'field(default=0.35, metadata={', "    prune_fraction_per_round: float = " + 'field(default=0.35, metadata={"hashed": False, ')],
+ "h3 split_seed not hashed": [("lottery/config/hparams.py", "    split_seed: int = " + 'field(default=0, metadata={', "    split_seed: int = " + 'field(default=0, metadata={"hashed": False, ')],
+ "h4 n_train not hashed": [("lottery/config/hparams.py", "    n_train: int = " + 'field(default=20_000, metadata={', "    n_train: int = " + 'field(default=20_000, metadata={"hashed": False, ')],
+ "h5 vocab_size not hashed": [("lottery/config/hparams.py", "    vocab_size: int = " + 'field(default=8000, metadata={', "    vocab_size: int = " + 'field(default=8000, metadata={"hashed": False, ')],
+ "h6 max_len not hashed": [("lottery/config/hparams.py", "    max_len: int = " + 'field(default=500, metadata={', "    max_len: int = " + 'field(default=500, metadata={"hashed": False, ')],
+ "h7 dataset not hashed": [("lottery/config/hparams.py", '    dataset: str = field(default="fdu-mtl", metadata={', '    dataset: str = field(default="fdu-mtl", metadata={"hashed": False, ')],
+ "h8 domains not hashed": [("lottery/config/hparams.py", "    domains: tuple[str, ...] = " + 'field(default=DEFAULT_DOMAINS, metadata={', "    domains: tuple[str, ...] = " + 'field(default=DEFAULT_DOMAINS, metadata={"hashed": False, ')],
+ "h9 he_a not hashed": [("lottery/config/hparams.py", "    he_a: float = " + 'field(default=0.0, metadata={', "    he_a: float = " + 'field(default=0.0, metadata={"hashed": False, ')],
+ "i padding row trainable": [("lottery/engine/model.py", "nn.Embedding(vocab_size, settings.embed_dim, padding_idx=pad_id)", "nn.Embedding(vocab_size, settings.embed_dim)"),
+                             ("lottery/engine/masks.py", "        mask[\"embedding.weight\"][pad_id] = False", "        pass")],
+ "j data content not in the run key": [("lottery/engine/jobs.py", '        key["data_files"] = files', "        pass")],
+ "k transfer rounds renumbered": [("lottery/engine/jobs.py", "        for r in self.rounds:\n",
                                    "        for r in range(1, len(self.rounds) + 1):\n")],
- "l TICKET-REWIND resets to θ0": [("lottery/strategies.py", '    model.load_state_dict(starts["rewind"])', '    model.load_state_dict(starts["theta0"])')],
- "m rewind point one step late": [("lottery/procedures.py", "            if steps[0] == k:", "            if steps[0] == k + 1:")],
- "n rewind_iterations not hashed": [("lottery/config.py", "metadata=neutral(REWIND_DEFAULT))", "metadata=NOT_HASHED)")],
- "p federated: mask not applied in local training": [("lottery/federated.py", "                masked_step(net, optimizer, masks,", "                masked_step(net, optimizer, [],")],
- "q federated: TICKET-TARGET gets the server's mask": [("lottery/federated_runs.py", "domain = task.server if origin == \"server\" else task.clients_domain", "domain = task.server")],
- "r federated: mask sent every round": [("lottery/federated.py", "first = comm_round == 1 and self.send_mask", "first = self.send_mask")],
- "s federated: comm_rounds not in the run key": [("lottery/federated_runs.py", "\"federated\": {\"clients\": f.clients, \"comm_rounds\": f.comm_rounds,", "\"federated\": {\"clients\": f.clients,")],
- "t federated: unweighted average": [("lottery/federated.py", "a.astype(np.float64) * (size / total)", "a.astype(np.float64) / len(updates)")],
- "u federated: clients share one batch order": [("lottery/federated.py", "\"federated\", comm_round, client)", "\"federated\", comm_round)")],
- "o MASKS-REWIND from the target's θ_k": [("lottery/procedures.py", "starts = _starts(s, domain_data(s.data, s.vocab, self.source), src, theta0, seed,",
+ "l TICKET-REWIND resets to θ0": [("lottery/engine/starts.py", '    model.load_state_dict(starts["rewind"])', '    model.load_state_dict(starts["theta0"])')],
+ "m rewind point one step late": [("lottery/engine/jobs.py", "            if steps[0] == k:", "            if steps[0] == k + 1:")],
+ "n rewind_iterations not hashed": [("lottery/config/hparams.py", "field(default=REWIND_DEFAULT, metadata={", "field(default=REWIND_DEFAULT, metadata={\"hashed\": False, ")],
+ "p federated: mask not applied in local training": [("lottery/federated/protocol.py", "                masked_step(net, optimizer, masks,", "                masked_step(net, optimizer, [],")],
+ "q federated: TICKET-TARGET gets the server's mask": [("lottery/federated/jobs.py", "domain = t.server if origin == \"server\" else t.clients_domain", "domain = t.server")],
+ "r federated: mask sent every round": [("lottery/federated/protocol.py", "first = comm_round == 1 and self.send_mask", "first = self.send_mask")],
+ "s federated: comm_rounds not in the run key": [("lottery/federated/jobs.py", "\"federated\": {\"clients\": f.clients, \"comm_rounds\": f.comm_rounds,", "\"federated\": {\"clients\": f.clients,")],
+ "t federated: unweighted average": [("lottery/federated/protocol.py", "a.astype(np.float64) * (size / total)", "a.astype(np.float64) / len(updates)")],
+ "u federated: clients share one batch order": [("lottery/federated/protocol.py", "\"federated\", comm_round, client)", "\"federated\", comm_round)")],
+ "o MASKS-REWIND from the target's θ_k": [("lottery/engine/jobs.py", "starts = _starts(s, domain_data(s.data, s.vocab, self.source), src, theta0, seed,",
                                            "starts = _starts(s, data, TicketChain(s, self.target, seed, ()).run_dir(store), theta0, seed,")],
 }
 
@@ -80,7 +80,8 @@ for name, edits in MUTATIONS.items():
     if only and not any(name.startswith(o) for o in only):
         continue
     shutil.rmtree(MUT, ignore_errors=True)
-    shutil.copytree(SRC, MUT, ignore=shutil.ignore_patterns(".venv", ".cache", ".git", "book", "notebooks", "__pycache__"))
+    shutil.copytree(SRC, MUT, ignore=lambda d, names: [n for n in names if n in (".venv", ".cache", ".git", "__pycache__")
+                                                   or (os.path.samefile(d, SRC) and n in ("book", "notebooks"))])
     for path, old, new in edits:
         f = os.path.join(MUT, path)
         text = open(f).read()

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from lottery import config, data
+from lottery.experiment import validate as experiment
 from lottery.data import download
 
 COURSE = config.get_profile("course").data
@@ -134,10 +135,9 @@ def test_too_few_reviews_names_domain_class_needed_available(mirror):
     assert "877" in message and "950" in message  # available, needed
 
 
-def test_odd_split_size_is_rejected(mirror):
-    with pytest.raises(data.DataSettingsError, match="even") as info:
-        data.load_splits(config.override(SMALL, n_val=101), "books")
-    assert isinstance(info.value, ValueError) and "n_val" in str(info.value)
+def test_odd_split_size_is_rejected_by_the_validator():
+    with pytest.raises(ValueError, match="data.n_val must be an even integer"):
+        experiment.from_profile("smoke", {"data.n_val": 101})
 
 
 def test_blitzer_dataset_uses_star_labels(mirror):

@@ -22,7 +22,6 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 import torch
 
-from lottery.book import plan
 from lottery.data.vocab import shared_vocab
 from lottery.engine.jobs import TicketChain, step_name
 from lottery.engine.masks import full_mask
@@ -36,7 +35,7 @@ Mask = Mapping[str, torch.Tensor]
 def stored_mask(settings: Any, domain: str, seed: int, round_: int, store: RunStore,
                 strategy: str = "reset") -> dict[str, torch.Tensor]:
     """The mask a stored TICKET-* round trained with (raises if it is not stored)."""
-    path = plan.run_path(TicketChain(settings, domain, seed, (strategy,)), store)
+    path = TicketChain(settings, domain, seed, (strategy,)).path(store)
     file = path / step_name(strategy, round_) / "mask.pt"
     if not file.exists():
         raise FileNotFoundError(f"no stored mask for {domain}, seed {seed}, round {round_} "
