@@ -10,7 +10,7 @@ import pytest
 
 from lottery import config
 from lottery.experiment import selection
-from lottery.stats import claims, inference
+from lottery.stats import claims, inference, similarity
 from lottery.stats.inference import Interval
 from synthetic import jsd_frame, tickets_frame, transfer_frame
 
@@ -162,10 +162,10 @@ def test_rank_correlation_and_transfer_vs_divergence():
     assert none.p_value > 0.05
     names = ["books", "electronics"]
     jsd = jsd_frame({}, names)
-    table, corr = claims.transfer_vs_divergence(tickets_frame(), transfer_frame(), jsd,
+    table, corr = similarity.transfer_vs_divergence(tickets_frame(), transfer_frame(), jsd,
                                                 (("books", "electronics"),))
     assert list(table.index) == ["Books → Electronics"] and np.isnan(corr.rho)   # one task
-    assert "too few" in claims.correlation_answer(corr)
+    assert "too few" in similarity.correlation_answer(corr)
 
 
 def test_claims_cli_json(tmp_path, monkeypatch, capsys):
