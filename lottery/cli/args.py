@@ -12,6 +12,7 @@ from lottery.data import DataError
 from lottery.engine import cluster
 from lottery.engine.jobs import summarize
 from lottery.engine.runner import RunCounts
+from lottery.engine.store import RunStore
 from lottery.experiment import validate as experiment
 from lottery.experiment.labels import show_strategies
 
@@ -34,13 +35,35 @@ def add_profile_args(p: argparse.ArgumentParser) -> None:
                         "--set 'data.domains=[\"books\"]' (repeatable)")
 
 
-def add_run_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seeds", type=int, nargs="+", help="seeds (default: the profile's)")
+def add_store_args(p: argparse.ArgumentParser) -> None:
+    """Where runs are stored and how they train: ``--workers``, ``--runs``, ``--quiet``."""
     p.add_argument("--workers", type=int, help="worker processes (default: one per core)")
     p.add_argument("--runs", help="run store folder (default: <cache>/runs)")
-    p.add_argument("--csv", help="also write the results table to this CSV file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def add_run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seeds", type=int, nargs="+", help="seeds (default: the profile's)")
+    add_store_args(p)
+    p.add_argument("--csv", help="also write the results table to this CSV file")
     add_dask_arg(p)
+
+
+def add_pairs_arg(p: argparse.ArgumentParser, metavar: str, what: str) -> None:
+    """``--pairs A:B ...`` (read with :func:`parse_pairs`)."""
+    p.add_argument("--pairs", nargs="+", metavar=metavar,
+                   help=f"{what}, e.g. books:electronics (default: the profile's)")
+
+
+def train_and_report(args: argparse.Namespace, train: Any) -> int:
+    """Run ``train(store, counts)`` (a results frame) and print what it trained and found."""
+    store = RunStore(args.runs)
+
+    def go() -> int:
+        counts = RunCounts()
+        df = train(store, counts)
+        return finish_run(args, df, store, counts)
+    return engine_errors(go)
 
 
 def add_dask_arg(p: argparse.ArgumentParser) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from lottery.cli.args import (add_profile_args, add_run_args, engine_errors, parse_pairs,
+from lottery.cli.args import (add_pairs_arg, add_profile_args, add_run_args, engine_errors, parse_pairs,
                               profile_settings)
 from lottery.engine.runner import use_dask
 from lottery.engine.store import RunStore
@@ -16,8 +16,7 @@ def add_federated(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("federated", help="train the server's ticket by federated averaging on "
                                          "clients of another domain (§7); resumable")
     add_profile_args(p)
-    p.add_argument("--pairs", nargs="+", metavar="SERVER:CLIENTS",
-                   help="tasks, e.g. books:electronics (default: the profile's federated.pairs)")
+    add_pairs_arg(p, "SERVER:CLIENTS", "federated tasks (the profile's: federated.pairs)")
     add_run_args(p)
     p.set_defaults(run=_run_federated)
 

@@ -8,11 +8,11 @@ import json
 import sys
 
 from lottery import config, data
-from lottery.cli.args import (add_profile_args, add_run_args, dask_executor, engine_errors, finish_run,
-                              parse_pairs, profile_settings)
+from lottery.cli.args import (add_pairs_arg, add_profile_args, add_run_args, add_store_args, dask_executor,
+                              engine_errors, parse_pairs, profile_settings, train_and_report)
 from lottery.engine import runner
 from lottery.engine.jobs import results_frame
-from lottery.engine.runner import RunCounts, run_tickets, run_transfer
+from lottery.engine.runner import run_tickets, run_transfer
 from lottery.engine.store import RunStore
 from lottery.stats import claims, divergence
 
@@ -57,7 +57,8 @@ def add_tickets(sub: argparse._SubParsersAction) -> None:
                                        "RANDOM-PRUNING) per domain and seed; resumable")
     add_profile_args(p)
     p.add_argument("--domains", nargs="+", help="domains (default: the profile's)")
-    p.add_argument("--strategies", nargs="+", help="reset, random, random_pruning, rewind (default: the profile's)")
+    p.add_argument("--strategies", nargs="+",
+                   help="reset, random, random_pruning, rewind (default: the profile's)")
     add_run_args(p)
     p.set_defaults(run=_run_tickets)
 
@@ -65,22 +66,16 @@ def add_tickets(sub: argparse._SubParsersAction) -> None:
 def _run_tickets(args: argparse.Namespace) -> int:
 
     settings = profile_settings(args)
-    store = RunStore(args.runs)
-
-    def go():
-        counts = RunCounts()
-        df = run_tickets(settings, args.domains, args.seeds, args.strategies, not args.quiet,
-                         args.workers, store, dask_executor(args), counts)
-        return finish_run(args, df, store, counts)
-    return engine_errors(go)
+    return train_and_report(args, lambda store, counts: run_tickets(
+        settings, args.domains, args.seeds, args.strategies, not args.quiet, args.workers, store,
+        dask_executor(args), counts))
 
 
 def add_transfer(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("transfer", help="retrain a source domain's ticket masks in a target domain "
                                         "(MASKS-RESET, MASKS-RANDOM); resumable")
     add_profile_args(p)
-    p.add_argument("--pairs", nargs="+", metavar="SOURCE:TARGET",
-                   help="transfer tasks, e.g. books:electronics (default: the profile's)")
+    add_pairs_arg(p, "SOURCE:TARGET", "transfer tasks")
     p.add_argument("--strategies", nargs="+", default=["masks_reset", "masks_random"],
                    help="masks_reset, masks_random, masks_rewind (default: the first two)")
     add_run_args(p)
@@ -90,15 +85,10 @@ def add_transfer(sub: argparse._SubParsersAction) -> None:
 def _run_transfer(args: argparse.Namespace) -> int:
 
     settings = profile_settings(args)
-    store = RunStore(args.runs)
     pairs = parse_pairs(args.pairs, "SOURCE:TARGET")
-
-    def go():
-        counts = RunCounts()
-        df = run_transfer(settings, pairs, args.seeds, args.strategies, not args.quiet, args.workers, store,
-                          dask_executor(args), counts)
-        return finish_run(args, df, store, counts)
-    return engine_errors(go)
+    return train_and_report(args, lambda store, counts: run_transfer(
+        settings, pairs, args.seeds, args.strategies, not args.quiet, args.workers, store,
+        dask_executor(args), counts))
 
 
 def add_claims(sub: argparse._SubParsersAction) -> None:
@@ -107,9 +97,7 @@ def add_claims(sub: argparse._SubParsersAction) -> None:
     add_profile_args(p)
     p.add_argument("--json", action="store_true", help="print JSON: claim, paper, measured, "
                                                        "interval, test, verdict, details")
-    p.add_argument("--workers", type=int, help="worker processes (default: one per core)")
-    p.add_argument("--runs", help="run store folder (default: <cache>/runs)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_store_args(p)
     p.set_defaults(run=_run_claims)
 
 

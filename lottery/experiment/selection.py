@@ -86,6 +86,19 @@ PARAMETER_SETTINGS: dict[str, tuple[str, str]] = {
 }
 
 
+def _profile(profile: Any, overrides: Any) -> config.ExperimentSettings:
+    """The ``profile`` parameter's settings (and an ``overrides`` parameter of the right type)."""
+    if not isinstance(profile, str):
+        raise ValueError(f"parameter 'profile' must be a string, got {profile!r}")
+    try:
+        base = config.get_profile(profile)
+    except ValueError as exc:
+        raise ValueError(f"parameter 'profile': {exc}") from None
+    if overrides and not isinstance(overrides, Mapping):
+        raise ValueError(f"parameter 'overrides' must be a dict of dotted settings, got {overrides!r}")
+    return base
+
+
 def chapter_settings(
     profile: str = "course",
     *,
@@ -110,14 +123,7 @@ def chapter_settings(
     This only translates parameters into setting changes and a selection; both are
     checked by the one validator (:mod:`lottery.experiment.validate`), once.
     """
-    if not isinstance(profile, str):
-        raise ValueError(f"parameter 'profile' must be a string, got {profile!r}")
-    try:
-        base = config.get_profile(profile)
-    except ValueError as exc:
-        raise ValueError(f"parameter 'profile': {exc}") from None
-    if overrides and not isinstance(overrides, Mapping):
-        raise ValueError(f"parameter 'overrides' must be a dict of dotted settings, got {overrides!r}")
+    base = _profile(profile, overrides)
 
     # parameters -> setting changes; 'overrides' wins over the parameters, except 'dataset'
     given = {"rounds": rounds, "p": p, "max_epochs": max_epochs, "n_train": n_train}

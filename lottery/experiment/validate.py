@@ -167,14 +167,8 @@ def _strategies(n: _Names, name: str, names: Any, procedure: str) -> tuple[str, 
 
 
 # ---------------------------------------------------------------------------- settings
-def resolve(settings: ExperimentSettings, labels: Labels = None) -> ExperimentSettings:
-    """``settings`` checked, with canonical domain names (``Books``/``B`` -> ``books``),
-    marked resolved. Idempotent: resolving resolved settings gives equal settings.
-
-    Raises ``ValueError`` naming the first bad setting (or the chapter parameter that
-    set it: ``labels``).
-    """
-    n = _Names(labels)
+def _check_numbers(n: _Names, settings: ExperimentSettings) -> None:
+    """The scalar settings: sizes, rates, fractions, flags (each named as ``--set`` writes it)."""
     d, v, m, t, p = settings.data, settings.vocab, settings.model, settings.train, settings.prune
     for name, value in (("data.n_train", d.n_train), ("data.n_val", d.n_val), ("data.n_test", d.n_test)):
         _int(n, name, value, 2, even=True)
@@ -213,6 +207,17 @@ def resolve(settings: ExperimentSettings, labels: Labels = None) -> ExperimentSe
         raise n.error("prune.prune_fraction_per_round", f" must be a number in (0, 1), "
                                                         f"got {p.prune_fraction_per_round!r}") from None
 
+
+def resolve(settings: ExperimentSettings, labels: Labels = None) -> ExperimentSettings:
+    """``settings`` checked, with canonical domain names (``Books``/``B`` -> ``books``),
+    marked resolved. Idempotent: resolving resolved settings gives equal settings.
+
+    Raises ``ValueError`` naming the first bad setting (or the chapter parameter that
+    set it: ``labels``).
+    """
+    n = _Names(labels)
+    _check_numbers(n, settings)
+    d = settings.data
     seeds = _ints(n, "seeds", settings.seeds, 0)
     chosen = _strategies(n, "strategies", settings.strategies, "tickets")
 

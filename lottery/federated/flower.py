@@ -15,10 +15,11 @@ run store before the next starts, so an interrupted run resumes.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from lottery.federated import protocol as fed
 
@@ -98,6 +99,20 @@ def masked_fedavg(sim: fed.Simulation, clients: int) -> Any:
                         min_available_nodes=clients)
 
 
+@contextlib.contextmanager
+def _errors_only(*names: str) -> Iterator[None]:
+    """The named loggers at ERROR while the block runs."""
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
 def run(settings: Any, tasks: Sequence[fed.Task], prepare: Callable[[fed.Task], tuple[fed.Simulation, Any]],
         finish: Callable[[fed.Simulation], None], client_side: Callable[..., tuple[fed.Arrays, int]],
         workers: int | None = None, on_task: Callable[[fed.Task], None] | None = None) -> None:
@@ -142,11 +157,7 @@ def run(settings: Any, tasks: Sequence[fed.Task], prepare: Callable[[fed.Task], 
             failure.append(exc)
 
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
-    loggers = [logging.getLogger(name) for name in ("flwr", "ray")]   # the book shows errors only
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
-    try:
+    with _errors_only("flwr", "ray"):   # the book shows errors only
         run_simulation(
             server_app=server, client_app=client_app(settings, client_side),
             num_supernodes=f.clients,
@@ -154,8 +165,5 @@ def run(settings: Any, tasks: Sequence[fed.Task], prepare: Callable[[fed.Task], 
                             "init_args": {"num_cpus": workers or os.cpu_count() or 1,
                                           "logging_level": logging.ERROR, "log_to_driver": False,
                                           "include_dashboard": False}})
-    finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
     if failure:
         raise failure[0]
