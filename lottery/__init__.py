@@ -1,35 +1,22 @@
 """lottery: the library behind lottery-book.
 
 A reproduction of *Evaluating Lottery Tickets Under Distributional Shifts*
-(Desai, Zhan, Aly, 2019). Modules, one job each, in three groups; a group imports
-only from the groups above it:
+(Desai, Zhan, Aly, 2019), in sub-packages by layer. Each imports only from the layers
+before it in this list (``tests/test_layers.py`` checks it), so reading top-down reads
+the project bottom-up:
 
-Settings and data
-- :mod:`lottery.config`      settings dataclasses and the smoke/course/paper profiles
-- :mod:`lottery.data`        review readers, dataset registry, verified download, balanced splits
-- :mod:`lottery.data.vocab`       the shared SentencePiece BPE vocabulary (§4.1)
-- :mod:`lottery.stats.divergence`  subword unigram distributions and Jensen-Shannon divergence (§3)
+0. :mod:`lottery.config`      settings (with help text), profiles, sparsity, the strategy table (no torch)
+1. :mod:`lottery.data`        review readers, dataset registry, verified download, splits, the shared vocabulary
+2. :mod:`lottery.experiment`  the one validator, chapter selections, display labels
+3. :mod:`lottery.engine`      model, masks, starts, training, run store, jobs, runner, Dask, costs (torch)
+4. :mod:`lottery.stats`       analysis, inference, claims, similarity, rewinding, overlap, ablation, divergence
+5. :mod:`lottery.federated`   §7 simulated: protocol, Flower backend, jobs, report
+6. :mod:`lottery.book`        what the chapters call (plots, tables, pages, plan) and the build
+7. :mod:`lottery.cli`         the ``lottery`` command line
 
-The engine
-- :mod:`lottery.engine.model`       the Kim-style text CNN (§4.2)
-- :mod:`lottery.engine.stacked`     K text CNNs of one shape as one network (opt-in)
-- :mod:`lottery.engine.masks`       masks, layerwise magnitude pruning, random-pruning control (§4.3.2)
-- :mod:`lottery.engine.train`       the one masked training loop with early stopping (§5.1)
-- :mod:`lottery.config.strategies`  the strategy table: how survivors start, how masks are chosen
-- :mod:`lottery.engine.store`       hashed, resumable run directories
-- :mod:`lottery.engine.jobs`  ticket and transfer chains as jobs (§4.3, §5.2, §5.3)
-- :mod:`lottery.engine.runner`      runs jobs on any process executor (default: one worker per core)
-- :mod:`lottery.experiment.validate`  checks settings and makes domain names canonical, once, at the edge
-
-The book
-- :mod:`lottery.experiment.labels`      display names and units (paper names, points, sparsity labels)
-- :mod:`lottery.book.chapters`    chapter registry and chapter parameters
-- :mod:`lottery.stats.analysis`    summaries over seeds, paired differences, transition tests
-- :mod:`lottery.stats.claims`      the paper's claims and their computed verdicts
-- :mod:`lottery.book.report`      tables, glue and run facts the chapters display
-- :mod:`lottery.book.plots`       Altair charts, rendered offline
-- :mod:`lottery.book.build`       the build pipeline: assets, papermill, jupyter-book
-- :mod:`lottery.cli.app`         the ``lottery`` command line
+Each sub-package's docstring lists its modules. Data carries strategy *keys*
+(``reset``, ``masks_random``); the paper's labels (TICKET-RESET) appear only where text
+is shown (:func:`lottery.experiment.labels.strategy_label`).
 """
 
 __version__ = "0.2.0"

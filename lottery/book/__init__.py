@@ -1,7 +1,8 @@
 """The book (layer 6): what the chapters call, and the build.
 
 - :mod:`~lottery.book.layout`      the project's layout (markers, folders, files)
-- :mod:`~lottery.book.plots`       Altair charts, rendered offline
+- :mod:`~lottery.book.plots`       Altair charts, rendered offline (:mod:`~lottery.book.data_plots`: the data
+  chapters'; :mod:`~lottery.book.federated_plots`: accuracy vs bytes)
 - :mod:`~lottery.book.notebook`    set-up, stored results and glue for the chapters' cells
 - :mod:`~lottery.book.tables`      data and divergence tables
 - :mod:`~lottery.book.provenance`  machine, data source, compute and timings behind a page

@@ -1,4 +1,10 @@
-"""Review data: readers, dataset registry, verified download, balanced splits.
+"""Review data (layer 1): readers, dataset registry, verified download, balanced splits,
+the shared vocabulary.
+
+Modules: ``errors``, ``readers`` (every review format), ``registry`` (datasets and
+domain aliases), ``download`` (verified, with a local mirror), ``fingerprint`` (own
+data keyed by content), ``splits`` (balanced splits), ``check`` (``lottery data check``),
+``vocab`` (the shared SentencePiece BPE vocabulary, §4.1).
 
 The public API the rest of the project uses:
 
