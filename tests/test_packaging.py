@@ -85,4 +85,5 @@ def test_wheel_contains_the_checksum_files(tmp_path):
     wheel = next((tmp_path / "dist").glob("lottery-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {"lottery/data/fdu-mtl.sha256", "lottery/data/blitzer.sha256",
-            "lottery/data/readers.py", "lottery/vocab.py"} <= names
+            "lottery/data/readers.py", "lottery/data/vocab.py", "lottery/engine/jobs.py",
+            "lottery/cli/app.py"} <= names
