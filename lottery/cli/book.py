@@ -36,8 +36,8 @@ def _run_chapter(args: argparse.Namespace) -> int:
         profile, params = chapter_params(args)
         out = build.execute_chapter(args.name, profile, params, output=args.output,
                                     project=args.project)
-        if args.output is None and chapters.chapter(args.name).name != "intro":
-            build.refresh_intro(out.parent, args.project)
+        if args.output is None:   # the summary pages (the table's `summary` column) follow it
+            build.refresh_summaries(out.parent, args.project, executed=chapters.chapter(args.name).name)
             print("lottery chapter: rebuild the HTML with `lottery book --no-execute`")
     except (ValueError, layout.ProjectNotFoundError) as exc:
         return usage_error("chapter", exc)
