@@ -3,6 +3,9 @@ run the engine tests with ``pytest -x``, and print the first test that fails.
 
     .venv/bin/python tests/mutation_check.py            # every mutation (~15 min on 2 cores)
     .venv/bin/python tests/mutation_check.py a g h1     # some of them
+    .venv/bin/python tests/mutation_check.py S          # the statistics mutations S1... (~3 min)
+
+Exits non-zero if any chosen mutation survives.
 
 A mutation that prints ``failing: NONE`` is a bug the suite would not catch. Not collected
 by pytest (the file name does not start with ``test_``); needs the data mirror
@@ -38,6 +41,48 @@ GLOBAL_RANDOM = '''def random_prune(mask: Mask, prune_fraction: float, generator
 
 
 def _unused_random_prune('''
+
+INF, CL, VER, TR = ("lottery/stats/inference.py", "lottery/stats/claims.py", "lottery/stats/verdicts.py",
+                   "lottery/stats/transition.py")
+STATS_TESTS = ["tests/test_verdicts.py", "tests/test_claims.py"]
+
+#: The statistics mutations (issue 22): each changes a verdict's test on a targeted input.
+S_MUTATIONS = {
+ "S1 claim 6 sign flipped": [("lottery/stats/transfer_claims.py",
+                              'tests = [SeedTest("CDs → *", c, w, x, "above", len(found))',
+                              'tests = [SeedTest("CDs → *", c, w, x, "below", len(found))')],
+ "S2 collapse share 95% -> 90%": [("lottery/stats/analysis.py", "COLLAPSE_SHARE = 0.95", "COLLAPSE_SHARE = 0.90")],
+ "S3 collapse = exactly 0.5": [("lottery/stats/analysis.py", "    return one_class.where(share.notna(), by_accuracy).astype(bool)",
+                                '    return df["test_acc"] == CHANCE')],
+ "S4 sign-flip test two-sided": [(INF, '        sign_flip_p(excess, "greater"), sign_flip_p(excess, "less"),',
+                                  '        sign_flip_p(excess, "two-sided"), sign_flip_p(excess, "two-sided"),')],
+ "S5 spread from the mean (Levene)": [(INF, '.transform("median")', '.transform("mean")')],
+ "S6 stability over all rounds": [(TR, "stab = inf.stability_test(df, a, b, group, EXTREME)",
+                                   "stab = inf.stability_test(df, a, b, group, inf.PRUNED)")],
+ "S7 claim 2 over 0-96%": [(CL, 'per = inf.seed_contrast(inf.with_full_model(tickets), "reset", "full", within=MODERATE)',
+                            'per = inf.seed_contrast(inf.with_full_model(tickets), "reset", "full", within=inf.BELOW_TRANSITION)')],
+ "S8 claim 4 with (domain x seed) as n": [(CL, 'v.per_seed(pooled.sort_index()),', 'v.per_seed(per["diff"]),')],
+ "S9 Spearman -> Pearson": [(INF, "rx, ry = stats.rankdata(x), stats.rankdata(y)", "rx, ry = x, y")],
+ "S10 permutation p one-sided": [(INF, 'alternative="two-sided", random_state=seed, vectorized=True)',
+                                  'alternative="less", random_state=seed, vectorized=True)')],
+ "S11 claims 5/8 family 3 -> 1": [(TR, "    family = 3  # the gap test", "    family = 1  # the gap test")],
+ "S12 stability ignores the spread": [(INF, "(self.p_more_collapses_b, self.p_more_spread_b) if which",
+                                       "(self.p_more_collapses_b,) if which")],
+ "S13 claim 3 tests only the first domain": [(CL, 'for d in dict.fromkeys(per["domain"])]',
+                                              'for d in list(dict.fromkeys(per["domain"]))[:1]]')],
+ "S14 'in every domain' by Bonferroni, not intersection-union": [
+     (VER, "if all(s in (SUPPORT, SUPPORT_IUT) for s in states):", "if all(s == SUPPORT for s in states):")],
+ "S15 a contrary interval gives 'partly'": [(VER, "    if any(s == AGAINST for s in states):\n        return NOT\n", "")],
+ "S16 TOST at 95%": [(VER, 'return 1 - 2 * inf.ALPHA if self.kind in ("equivalent", "band") else 1 - inf.ALPHA',
+                      'return 1 - inf.ALPHA')],
+ "S17 collapses counted per (domain, seed), not per seed": [
+     (INF, 'counts = d.pivot_table(index="seed", columns="strategy"',
+      'counts = d.pivot_table(index=[group, "seed"], columns="strategy"')],
+ "S18 robustness ignores leave-one-seed-out": [
+     ("lottery/stats/robustness.py", "c.robust = same_loso == len(loso[c.number]) and share >= AGREEMENT",
+      "c.robust = share >= AGREEMENT")],
+ "S19 Spearman p from random pairings at n = 9": [(INF, "exact = len(x) <= EXACT_UP_TO", "exact = False")],
+}
 
 MUTATIONS = {
  "a MASKS-RANDOM starts from θ0": [("lottery/config/strategies.py", 'Strategy("masks_random",   "MASKS-RANDOM",   "transfer",  "fresh", ', 'Strategy("masks_random",   "MASKS-RANDOM",   "transfer",  "theta0",')],
@@ -76,8 +121,11 @@ MUTATIONS = {
 }
 
 only = sys.argv[1:]
-for name, edits in MUTATIONS.items():
-    if only and not any(name.startswith(o) for o in only):
+survivors = []
+for name, edits in {**MUTATIONS, **S_MUTATIONS}.items():
+    mid = name.split()[0]   # "S12": chosen by "S12" or by "S"
+    chosen = any(o in (mid, mid.rstrip("0123456789")) for o in only)
+    if only and not chosen:
         continue
     shutil.rmtree(MUT, ignore_errors=True)
     shutil.copytree(SRC, MUT, ignore=lambda d, names: [n for n in names if n in (".venv", ".cache", ".git", "__pycache__")
@@ -87,7 +135,8 @@ for name, edits in MUTATIONS.items():
         text = open(f).read()
         assert text.count(old) >= 1, (name, path, old)
         open(f, "w").write(text.replace(old, new, 1))
-    tests = (["tests/test_store.py"] if name.startswith("h") else
+    tests = (STATS_TESTS if name.startswith("S") else
+             ["tests/test_store.py"] if name.startswith("h") else
              ["tests/test_data.py"] if name.startswith("j") else
              ["tests/test_federated.py"] if "federated" in name else TESTS)
     mirror = os.environ.get("LOTTERY_DATA_MIRROR", str(Path(SRC).parent / "shared" / "data"))
@@ -96,3 +145,7 @@ for name, edits in MUTATIONS.items():
                           cwd=MUT, env=env, capture_output=True, text=True)
     failed = re.findall(r"^FAILED (\S+)", proc.stdout, re.M)
     print(f"{name:40s} rc={proc.returncode} failing: {failed or 'NONE'}", flush=True)
+    if not failed:
+        survivors.append(name)
+print(f"{len(survivors)} mutation(s) survived" + (": " + ", ".join(survivors) if survivors else ""))
+sys.exit(1 if survivors else 0)

@@ -37,13 +37,14 @@ def stored_results(run: ChapterSettings, transfer: bool = True
                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The ticket and transfer results for ``run``, for chapters that summarise them.
 
+    Tickets come for the ticket grid's seeds, transfers for the profile's ``seeds``.
     In a book build the ticket and transfer chapters have trained everything already, so
     this reads the run store in this process (``workers=1``: no worker start-up). Run on
     its own it trains what is missing, one network at a time. Without transfer pairs
     the second frame is empty.
     """
 
-    found = runner.run_tickets(run.settings, domains=run.domains, seeds=run.seeds,
+    found = runner.run_tickets(run.settings, domains=run.domains, seeds=run.ticket_seeds,
                                progress=False, workers=1)
     moved = (runner.run_transfer(run.settings, pairs=run.pairs, seeds=run.seeds,
                                  progress=False, workers=1)

@@ -43,7 +43,7 @@ def signature(run: Any) -> dict[str, Any]:
     """What must agree between pages for them to describe the same experiment."""
 
     return {"profile": run.profile, "settings": settings_hash(to_dict(run.settings)),
-            "domains": list(run.domains), "seeds": list(run.seeds),
+            "domains": list(run.domains), "seeds": list(run.seeds), "ticket_seeds": list(run.ticket_seeds),
             "pairs": [list(p) for p in run.pairs],
             "rounds": run.settings.prune.rounds}
 

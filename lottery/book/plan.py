@@ -152,7 +152,7 @@ def page_reference(run: Any, store: Any = None) -> tuple[float, float] | None:
     """(seconds, work) per network of ``run``'s ticket networks in the store: one
     reference for every page of a book, so that equal work gets an equal estimate."""
 
-    return measured_seconds(chains(run.settings, "tickets", run.domains, run.seeds),
+    return measured_seconds(chains(run.settings, "tickets", run.domains, run.ticket_seeds),
                             store or RunStore())
 
 
@@ -172,7 +172,8 @@ def cost(run: Any, chapter: str, parameters: Mapping[str, Any] | None = None,
         pairs = new.pairs   # the federated chapter's default pairs are the settings' own
         if w == "federated" and params.get("pairs") is None:
             pairs = federated_jobs.pairs_of(new.settings)
-        needed += chains(new.settings, w, new.domains, new.seeds, pairs, variants)
+        seeds = new.ticket_seeds if w == "tickets" else new.seeds
+        needed += chains(new.settings, w, new.domains, seeds, pairs, variants)
     steps = _unique_steps(needed, store)
     missing = [w for done, w in steps.values() if not done]
     if reference is None and work:
@@ -218,7 +219,8 @@ def profile_networks(settings: ExperimentSettings) -> dict[str, int]:
     for work, pairs in (("tickets", ()), ("transfer", s.transfer_pairs),
                         ("federated", federated_jobs.pairs_of(s))):
         before = len(seen)
-        for chain, _ in chains(s, work, s.data.domains, s.seeds, pairs):
+        seeds = experiment.ticket_seeds(s) if work == "tickets" else s.seeds
+        for chain, _ in chains(s, work, s.data.domains, seeds, pairs):
             seen |= {(chain.path(nowhere).name, step) for step in chain.steps}
         out[work] = len(seen) - before
     return out

@@ -14,7 +14,7 @@ from lottery.engine import runner
 from lottery.engine.jobs import results_frame
 from lottery.engine.runner import run_tickets, run_transfer
 from lottery.engine.store import RunStore
-from lottery.stats import claims, divergence
+from lottery.stats import claims, divergence, robustness
 
 def add_divergence(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("divergence", help="JSD between the domains' subword unigram "
@@ -92,11 +92,13 @@ def _run_transfer(args: argparse.Namespace) -> int:
 
 
 def add_claims(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("claims", help="test the paper's eight claims on a profile's results "
-                                      "(trains what the run store lacks)")
+    p = sub.add_parser("claims", help="test the paper's claims (§5) on a profile's results, with "
+                                      "power and robustness (trains what the run store lacks)")
     add_profile_args(p)
     p.add_argument("--json", action="store_true", help="print JSON: claim, paper, measured, "
-                                                       "interval, test, verdict, details")
+                   "interval, test, verdict, mde, seeds_needed, seeds, robust, robustness, details")
+    p.add_argument("--bootstrap", type=int, default=robustness.BOOTSTRAP, metavar="B",
+                   help=f"bootstrap resamples of the seeds for 'robust' (default {robustness.BOOTSTRAP})")
     add_store_args(p)
     p.set_defaults(run=_run_claims)
 
@@ -112,13 +114,15 @@ def _run_claims(args: argparse.Namespace) -> int:
         moved = (runner.run_transfer(settings, progress=not args.quiet, workers=args.workers, store=store)
                  if settings.transfer_pairs else results_frame([]))
         jsd = divergence.jsd_matrix(settings.data, settings.vocab)
-        found_claims = claims.claim_list(found, moved, jsd, settings.transfer_pairs)
+        found_claims = claims.robust_claims(found, moved, jsd, settings.transfer_pairs, args.bootstrap)
         if args.json:
             print(json.dumps([c.record() for c in found_claims], indent=2, ensure_ascii=False))
             return 0
         for c in found_claims:
             print(f"{c.claim}\n  paper:    {c.paper}\n  measured: {c.measured}\n"
-                  f"  interval: {c.interval}\n  test:     {c.test}\n  verdict:  {c.verdict}\n")
+                  f"  interval: {c.interval}\n  test:     {c.test}\n  verdict:  {c.verdict} "
+                  f"[{claims.status(c)}]\n  power:    minimum detectable effect {c.mde} pts, "
+                  f"seeds for ±2 pts: {c.seeds_needed}\n  robust:   {c.robustness}\n")
         return 0
     return engine_errors(go)
 

@@ -196,6 +196,11 @@ class ExperimentSettings:
         "help": "iterative magnitude pruning"})
     seeds: tuple[int, ...] = field(default=(0, 1, 2, 3, 4), metadata={
         "help": "one run per seed and curve (the seed draws initialisation, data order, dropout)"})
+    #: More seeds where the claims need them: the ticket grid (FULL-MODEL and the ticket
+    #: strategies in every domain, claims 2-5) can run more seeds than the transfer,
+    #: federated, rewinding and ablation grids. A selection, not part of any run key.
+    ticket_seeds: tuple[int, ...] | None = field(default=None, metadata={
+        "help": "seeds of the ticket grid (claims 2-5; null: the same as seeds)"})
     strategies: tuple[str, ...] = field(default=("reset", "random", "random_pruning"), metadata={
         "help": "ticket strategies: reset, random, random_pruning, rewind"})
     #: domains that also run the random-pruning control (None: every domain)

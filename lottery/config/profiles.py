@@ -28,20 +28,25 @@ PROFILES: dict[str, ExperimentSettings] = {
     # TICKET-RANDOM everywhere, the nine transfer tasks of Fig. 4) at laptop scale.
     # Departures from §5.1, each measured in the ablation chapter: FDU-MTL's
     # 1,200/300/400 reviews per domain, a 48/24/24 CNN, reviews cut at 256 subwords,
-    # p = 0.5 (7 rounds pass 99%; p = 0.35 needs 11), and lr 3e-3 for 8 epochs. The
-    # learning rate was measured (Books, 5 seeds, TICKET-RESET + TICKET-RANDOM, this
-    # CPU): lr 1e-2 x 5 epochs collapsed 16 of 80 networks to chance; lr 1e-3 (the
-    # paper's) was still improving at epoch 15 (full model 63.2% vs 66.7%) at twice the
-    # cost; 3e-3 x 8 epochs collapsed no TICKET-RESET network. Transfer retrains the
+    # p = 0.5 (7 rounds pass 99%; p = 0.35 needs 11), and lr 1e-2 for 8 epochs. The
+    # learning rate is chosen on validation accuracy in FDU-MTL domains no claim uses
+    # (benchmarks/lr_check.py: apparel and toys_games, 3 seeds, FULL-MODEL and every
+    # round of TICKET-RESET and TICKET-RANDOM; criterion fixed before the run): mean
+    # validation accuracy 65.6% at 1e-3, 73.6% at 3e-3, 75.3% at 1e-2. (Until issue 22 it
+    # was 3e-3, chosen partly on Books, where the claims are tested.) Transfer retrains the
     # masks of rounds 3, 5 and 7 (87.5%, 96.9%, 99.2%) to save time; RANDOM-PRUNING runs
     # on Books only.
     "course": ExperimentSettings(
         data=DataSettings(n_train=1200, n_val=300, n_test=400),
         vocab=VocabSettings(max_len=256),
         model=ModelSettings(embed_dim=48, channels=24, hidden=24),
-        train=TrainSettings(lr=3e-3, max_epochs=8, patience=None),
+        train=TrainSettings(lr=1e-2, max_epochs=8, patience=None),
         prune=PruneSettings(prune_fraction_per_round=0.5, rounds=7),
         seeds=(0, 1, 2, 3, 4),
+        # Ten seeds where the claims need them (issue 22's power analysis: with five seeds
+        # claims 2, 4 and 5 sat on their thresholds; the ticket grid is their data).
+        # Transfer, federated, rewinding and the ablation keep five.
+        ticket_seeds=tuple(range(10)),
         # TICKET-REWIND (beyond the paper) runs where the control does: Books.
         strategies=("reset", "random", "random_pruning", "rewind"),
         control_domains=("books",),

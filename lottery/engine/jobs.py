@@ -41,7 +41,7 @@ from lottery.experiment.labels import by_strategy_label, in_domain_order, strate
 
 
 RESULT_COLUMNS = ["procedure", "strategy", "domain", "source", "target", "seed", "round", "sparsity",
-                  "val_acc", "test_acc", "epochs", "epochs_run", "seconds"]
+                  "val_acc", "test_acc", "test_positive_share", "epochs", "epochs_run", "seconds"]
 
 #: Bumped whenever a code change alters the numbers a run produces, so that stored
 #: runs made by older code are not mixed with new ones. 2: dropout multipliers from
@@ -112,7 +112,7 @@ def _keyed(metrics: dict[str, Any]) -> dict[str, Any]:
 
 def _metrics(res: TrainResult, mask: Mask, reference: Mask, **fields: Any) -> dict[str, Any]:
     return {**fields, "sparsity": overall_sparsity(mask, reference), "val_acc": res.val_acc,
-            "test_acc": res.test_acc, "epochs": res.best_epoch, "epochs_run": res.epochs_run,
+            "test_acc": res.test_acc, "test_positive_share": res.test_positive_share, "epochs": res.best_epoch, "epochs_run": res.epochs_run,
             "seconds": round(res.seconds, 3), "val_history": res.history}
 
 
@@ -358,7 +358,8 @@ def results_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     if df.empty:
         return pd.DataFrame(columns=RESULT_COLUMNS)
-    df = df[RESULT_COLUMNS].assign(strategy=lambda d: d["strategy"].map(strategy_key))
+    # reindex: a column newer than the store (test_positive_share) is NaN in its rows
+    df = df.reindex(columns=RESULT_COLUMNS).assign(strategy=lambda d: d["strategy"].map(strategy_key))
     df = df.sort_values(["procedure", "strategy", "seed", "round"], key=by_strategy_label)
     return in_domain_order(df, "source", "target")   # the paper's domain order
 

@@ -186,9 +186,10 @@ def run_tickets(settings: ExperimentSettings, domains: Sequence[str] | None = No
     """Ticket finding for every (domain, seed): trains what is missing, loads the rest.
 
     ``settings`` are checked unless :func:`lottery.experiment.validate.resolve` made them;
-    the selection (``domains``, ``seeds``, ``strategies``; None: the settings') is checked
-    against them. ``counts`` adds up what ran (see :func:`run_jobs`)."""
+    the selection (``domains``, ``seeds``, ``strategies``; None: the settings', seeds
+    from ``ticket_seeds``) is checked against them. ``counts`` adds up what ran (see :func:`run_jobs`)."""
     settings = experiment.ensure_resolved(settings)
+    seeds = experiment.ticket_seeds(settings) if seeds is None else seeds
     chosen = experiment.select(settings, domains=domains, seeds=seeds, strategies=strategies)
     return _tickets(settings, chosen.domains, chosen.seeds, chosen.strategies, progress, workers, store,
                     executor, counts)

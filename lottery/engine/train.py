@@ -135,20 +135,29 @@ def _states(net: nn.Module) -> list[dict[str, torch.Tensor]]:
 
 
 @torch.no_grad()
-def accuracies(net: nn.Module, split: EncodedSplit, max_len: int, batch_size: int = 32,
-               device: str = "cpu", autocast_dtype: str | None = None) -> list[float]:
-    """Accuracy of each of the K networks over length-sorted batches (each padded only
-    as far as it needs)."""
+def evaluate(net: nn.Module, split: EncodedSplit, max_len: int, batch_size: int = 32,
+             device: str = "cpu", autocast_dtype: str | None = None) -> list[tuple[float, float]]:
+    """(accuracy, share of reviews predicted positive) of each of the K networks, over
+    length-sorted batches (each padded only as far as it needs). The share tells a
+    network that answers one class for (almost) every review: it collapsed."""
     net.eval()
     order = torch.sort(split.lengths, stable=True).indices
-    correct = None
+    correct = positive = None
     for index in order.split(batch_size):
         tokens, labels = collate(split, index, max_len, net.settings, net.pad_id)
         with autocast(device, autocast_dtype):
             logits = _logits(net, tokens.to(device, non_blocking=True))
-        hits = (logits.argmax(dim=2).cpu() == labels.unsqueeze(0)).sum(dim=1)
+        predicted = logits.argmax(dim=2).cpu()
+        hits, ones = (predicted == labels.unsqueeze(0)).sum(dim=1), (predicted == 1).sum(dim=1)
         correct = hits if correct is None else correct + hits
-    return [int(c) / len(split) for c in correct]
+        positive = ones if positive is None else positive + ones
+    return [(int(c) / len(split), int(o) / len(split)) for c, o in zip(correct, positive)]
+
+
+def accuracies(net: nn.Module, split: EncodedSplit, max_len: int, batch_size: int = 32,
+               device: str = "cpu", autocast_dtype: str | None = None) -> list[float]:
+    """Accuracy of each of the K networks (see :func:`evaluate`)."""
+    return [acc for acc, _ in evaluate(net, split, max_len, batch_size, device, autocast_dtype)]
 
 
 def accuracy(model: TextCNN, split: EncodedSplit, max_len: int, batch_size: int = 32,
@@ -165,6 +174,7 @@ class TrainResult:
     epochs_run: int
     seconds: float
     history: list[float] = field(default_factory=list)   # validation accuracy per epoch
+    test_positive_share: float = float("nan")   # share of test reviews predicted positive
     state: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)  # best weights
 
 
@@ -269,11 +279,12 @@ def train_models(models: Sequence[TextCNN], masks: Sequence[Mask], train: Encode
                 break
         for model, state in zip(models, best.state):
             model.load_state_dict(state)
-        test_acc = accuracies(as_network(models).to(device), test, max_len, settings.eval_batch_size,
-                              device, amp)
+        tested = evaluate(as_network(models).to(device), test, max_len, settings.eval_batch_size,
+                          device, amp)
         seconds = time.perf_counter() - start
-    return [TrainResult(val_acc=best.acc[i], test_acc=test_acc[i], best_epoch=best.epoch[i],
+    return [TrainResult(val_acc=best.acc[i], test_acc=tested[i][0], best_epoch=best.epoch[i],
                         epochs_run=len(best.history[i]), seconds=seconds / k, history=best.history[i],
+                        test_positive_share=tested[i][1],
                         state={n: t.detach().cpu().clone() for n, t in models[i].state_dict().items()})
             for i in range(k)]
 

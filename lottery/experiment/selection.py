@@ -34,6 +34,9 @@ class ChapterSettings:
     domains: tuple[str, ...]
     seeds: tuple[int, ...]
     pairs: tuple[tuple[str, str], ...]
+    #: the ticket grid's seeds (claims 2-5): the profile's ``ticket_seeds`` unless the
+    #: chapter's ``seeds`` parameter chose the seeds of every grid
+    ticket_seeds: tuple[int, ...] = ()
 
     @property
     def sparsities(self) -> list[float]:
@@ -67,6 +70,7 @@ class ChapterSettings:
             ("pruning", f"p = {s.prune.prune_fraction_per_round:.0%} per round, "
                         f"{s.prune.rounds} rounds → {self.sparsities[-1]:.2%} sparsity"),
             ("seeds", ", ".join(str(x) for x in self.seeds)),
+            ("seeds of the ticket grid", ", ".join(str(x) for x in self.ticket_seeds)),
             ("RANDOM-PRUNING control", self.control_label),
             ("transfer pairs", ", ".join(pair_label(a, b) for a, b in self.pairs) or "none"),
             ("transferred masks", "every round" if s.transfer_rounds is None else
@@ -157,4 +161,5 @@ def chapter_settings(
                                labels={"domains": "parameter 'domains'", "seeds": "parameter 'seeds'",
                                        "pairs": "parameter 'pairs'"})
     data.use_display_names(settings.data.dataset)   # "Movies" only where dvd is FDU-MTL's
-    return ChapterSettings(profile, settings, chosen.domains, chosen.seeds, chosen.pairs)
+    grid = chosen.seeds if seeds is not None else experiment.ticket_seeds(settings)
+    return ChapterSettings(profile, settings, chosen.domains, chosen.seeds, chosen.pairs, grid)

@@ -219,6 +219,7 @@ def resolve(settings: ExperimentSettings, labels: Labels = None) -> ExperimentSe
     _check_numbers(n, settings)
     d = settings.data
     seeds = _ints(n, "seeds", settings.seeds, 0)
+    more = None if settings.ticket_seeds is None else _ints(n, "ticket_seeds", settings.ticket_seeds, 0)
     chosen = _strategies(n, "strategies", settings.strategies, "tickets")
 
     _dataset(n, "data.dataset", d.dataset)
@@ -235,7 +236,7 @@ def resolve(settings: ExperimentSettings, labels: Labels = None) -> ExperimentSe
         for r in rounds:
             _int(n, "transfer_rounds", r, 1)
         rounds = tuple(sorted(set(rounds)))
-    out = replace(settings, data=replace(d, domains=domains), seeds=seeds, strategies=chosen,
+    out = replace(settings, data=replace(d, domains=domains), seeds=seeds, ticket_seeds=more, strategies=chosen,
                   control_domains=control, transfer_pairs=pairs, transfer_rounds=rounds,
                   federated=_federated(n, settings.federated, d.dataset, domains))
     object.__setattr__(out, "resolved", True)   # frozen; the mark is not a setting
@@ -311,6 +312,11 @@ def from_profile(profile: str, changes: dict[str, Any] | None = None) -> Experim
 
 
 # ---------------------------------------------------------------------------- selection
+def ticket_seeds(settings: ExperimentSettings) -> tuple[int, ...]:
+    """The seeds of the ticket grid: ``ticket_seeds``, or ``seeds`` when it is null."""
+    return tuple(settings.seeds if settings.ticket_seeds is None else settings.ticket_seeds)
+
+
 @dataclass(frozen=True)
 class Selection:
     """Which runs of resolved settings to train or show (the settings are unchanged)."""

@@ -20,7 +20,7 @@ import pandas as pd
 from lottery.config import ExperimentSettings, to_dict
 from lottery.engine import runner
 from lottery.experiment import validate as experiment
-from lottery.stats import claims
+from lottery.stats import claims, inference, verdicts
 
 BASE = "course profile"
 
@@ -127,10 +127,23 @@ def run_ablation(base: ExperimentSettings, departures: Sequence[Departure], doma
 
 
 def _verdicts(stats: dict[str, Any]) -> dict[str, str]:
-    """The claims these statistics decide, by the rules of :mod:`lottery.stats.claims`."""
-    return {"2 RESET > FULL": claims.directional([stats["RESET − FULL ≤ 90%"]]),
-            "4 RESET ≈ RANDOM": claims.equivalent(stats["RESET − RANDOM ≤ 96%"]),
-            "5 gap opens": claims.directional([stats["gap change"]])}
+    """The claims these statistics decide, by the rules of :mod:`lottery.stats.verdicts`."""
+    return {"2 RESET > FULL": verdicts.verdict([stats["RESET − FULL ≤ 90%"].state()]),
+            "4 RESET ≈ RANDOM": verdicts.verdict([stats["RESET − RANDOM ≤ 96%"].state()]),
+            "5 gap opens": verdicts.verdict([stats["gap change"].state()])}
+
+
+def _ci(test: Any) -> str:
+    """A key statistic's mean [95% interval] (points)."""
+    return inference.t_interval(test.values).text()
+
+
+def _paired_change(base: Any, variant: Any) -> str:
+    """Variant − base of a per-seed statistic, paired by seed (95% interval), or "—"."""
+    n = min(len(base.values), len(variant.values))
+    if n < 2 or len(base.values) != len(variant.values):
+        return "—"
+    return inference.t_interval([b - a for a, b in zip(base.values, variant.values)]).text()
 
 
 def ablation_table(results: pd.DataFrame) -> pd.DataFrame:
@@ -138,21 +151,24 @@ def ablation_table(results: pd.DataFrame) -> pd.DataFrame:
     of claims 2, 4 and 5 on this domain, and which verdicts differ from the base."""
     rows = []
     base_verdicts: dict[str, str] | None = None
+    base_stats: dict[str, Any] | None = None
     for key, df in results.groupby("variant", sort=False):
         st = claims.key_statistics(df)
-        verdicts = _verdicts(st)
+        decided = _verdicts(st)
         if key == BASE:
-            base_verdicts = verdicts
-        changed = [k.split()[0] for k, v in verdicts.items()
+            base_verdicts, base_stats = decided, st
+        changed = [k.split()[0] for k, v in decided.items()
                    if base_verdicts is not None and base_verdicts[k] != v]
         d = None if key == BASE else departure(str(key))
         rows.append({"variant": key, "change": "—" if d is None else d.change,
                      "full model": f"{100 * st['full model'].mean:.1f}%",
-                     "RESET − FULL ≤ 90%": st["RESET − FULL ≤ 90%"].text(),
-                     "RESET − RANDOM ≤ 96%": st["RESET − RANDOM ≤ 96%"].text(),
-                     "RESET − RANDOM > 96%": st["RESET − RANDOM > 96%"].text(),
+                     "RESET − FULL ≤ 90%": _ci(st["RESET − FULL ≤ 90%"]),
+                     "RESET − RANDOM ≤ 96%": _ci(st["RESET − RANDOM ≤ 96%"]),
+                     "RESET − RANDOM > 96%": _ci(st["RESET − RANDOM > 96%"]),
+                     "gap change − base (paired)": "—" if base_stats is None
+                     else _paired_change(base_stats["gap change"], st["gap change"]),
                      "collapsed": f"{st['collapsed']}/{st['networks']}",
-                     **verdicts,
+                     **decided,
                      "verdicts changed": ", ".join(changed) if key != BASE else "—"})
         if key != BASE and not changed:
             rows[-1]["verdicts changed"] = "none"
@@ -181,6 +197,10 @@ def conclusions(table: pd.DataFrame) -> str:
                  if row[c] != base[c]]
         what = ("moves no verdict" if not moved else "moves " + "; ".join(
             f"claim {c.split()[0]} from *{base[c]}* to *{row[c]}*" for c in moved))
+        paired = row.get("gap change − base (paired)", "—")
+        what += ("" if paired == "—" else f"; its gap change differs from the course's by {paired} "
+                 "(paired by seed; an interval covering 0 is no evidence of a difference, not "
+                 "evidence of none)")
         lines.append(f"- **{row['change']}** ({key}) {what}; full model {row['full model']} "
                      f"(course {base['full model']}), collapsed networks {row['collapsed']} "
                      f"(course {base['collapsed']}).")

@@ -26,15 +26,25 @@ from lottery.experiment.labels import (by_strategy_label, display_name, in_domai
 
 #: "matches FULL-MODEL": mean test accuracy at most this far (1 point) below it.
 WITHIN_PTS = 0.01
-#: A network whose test accuracy is within 1 point of 50% on the balanced test split
-#: answers (almost) one class for every review: it collapsed to chance.
+#: A network that predicts one class for at least 95% of the test reviews has
+#: collapsed: it no longer reads the review (on the balanced test split its accuracy is
+#: then within 5 points of chance, but a 50% network need not have collapsed).
+COLLAPSE_SHARE = 0.95
 CHANCE = 0.5
+#: Rows from stores written before the predicted-class share was recorded
+#: (``test_positive_share`` NaN) fall back to: test accuracy within 1 point of 50%.
 COLLAPSE_PTS = 0.01
 
 
 def collapsed(df: pd.DataFrame) -> pd.Series:
-    """True for networks whose test accuracy is within :data:`COLLAPSE_PTS` of chance."""
-    return (df["test_acc"] - CHANCE).abs() <= COLLAPSE_PTS + 1e-12
+    """True for networks that predict one class for ≥ :data:`COLLAPSE_SHARE` of the test
+    reviews (rows without the share: accuracy within :data:`COLLAPSE_PTS` of chance)."""
+    by_accuracy = (df["test_acc"] - CHANCE).abs() <= COLLAPSE_PTS + 1e-12
+    if "test_positive_share" not in df:
+        return by_accuracy
+    share = df["test_positive_share"].astype(float)
+    one_class = (share >= COLLAPSE_SHARE - 1e-12) | (share <= 1 - COLLAPSE_SHARE + 1e-12)
+    return one_class.where(share.notna(), by_accuracy).astype(bool)
 
 
 @dataclass(frozen=True)

@@ -1,144 +1,61 @@
-"""The eight claims of the paper's §5, each tested on this build's results.
+"""The paper's statements (§5), each tested on this build's results, with a verdict, the
+power behind it and whether it survives a perturbation of the seeds.
 
-Every claim is a test over seeds (:mod:`lottery.stats.inference`): a paired difference per
-seed, averaged over the rounds of the sparsity range the paper names, with a
-t-interval; claims tested in several domains, pairs or parts use Bonferroni intervals
-(family-wise 95% per claim). The verdict is a rule over those intervals, never typed
-by hand:
+Every claim is a set of tests over seeds (:mod:`lottery.stats.verdicts`): a paired
+difference per seed, averaged over the rounds of the sparsity range the paper names,
+with a t-interval; the verdict follows from the tests by fixed rules (intersection-union
+for "in every domain", TOST for "similar" and for the 3–5 point band, exact sign-flip
+tests over seeds for stability), never typed by hand. Claims 1–8 are the eight findings
+the book has always tested; 9–12 are the further statements of §5.2/§5.3, tested where
+the profile allows and listed as *not tested* (with the reason) where it does not.
 
-* **reproduced** — every interval lies on the paper's side (for "similar": inside
-  ±2 pts);
-* **partly reproduced** — some of them do (some domains, or one part of the claim);
-* **not reproduced** — none does, and at least one lies on the other side (for
-  "similar": entirely outside ±2 pts);
-* **inconclusive** — every interval still covers the paper's value and its opposite:
-  more seeds are needed to tell;
-* **not tested** — the profile lacks the domains, pairs or sparsities the claim is about.
-
-Strategies are compared by their keys in the strategy table
-(:mod:`lottery.config.strategies`); the claims' wording quotes the paper, and the
-measured text names strategies by their labels (:mod:`lottery.experiment.labels`).
-
-``lottery claims --profile P --json`` prints the same table for scripts.
+The transfer claims (6–10) live in :mod:`lottery.stats.transfer_claims`; robustness (a
+verdict recomputed without each seed and over bootstrap resamples of the seeds) in
+:mod:`lottery.stats.robustness`. ``lottery claims --profile P --json`` prints the table
+with ``verdict``, ``mde``, ``seeds_needed`` and ``robust`` for scripts.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
 import pandas as pd
 
-from lottery.experiment.labels import display_name, pair_label, pair_name, strategy_label, strategy_short
+from lottery.experiment.labels import display_name, pair_name, strategy_label, strategy_short
 from lottery.experiment.selection import ChapterSettings
 from lottery.stats import inference as inf
-from lottery.stats.analysis import SparsityRange, EXTREME, MODERATE, target_frame
+from lottery.stats import power, robustness
+from lottery.stats import verdicts as v
+from lottery.stats.analysis import EXTREME, MODERATE, SparsityRange
 from lottery.stats.divergence import jsd_extremes
-from lottery.stats.inference import Interval
+from lottery.stats.record import Claim, make_claim, untested
+from lottery.stats.transfer_claims import transfer_claims
+from lottery.stats.transition import transition
+from lottery.stats.verdicts import SeedTest
 
-REPRODUCED, PARTLY, NOT, INCONCLUSIVE = ("reproduced", "partly reproduced", "not reproduced",
-                                         "inconclusive")
-VERDICTS = (REPRODUCED, PARTLY, NOT, INCONCLUSIVE)
-#: The paper's "3–5% dropoff" of Books and Electronics masks after transfer (points).
-LOSS_BAND = (-0.05, -0.03)
-ABOVE_99 = SparsityRange("> 99%", 0.99, 1.0)
+REPRODUCED, PARTLY, NOT, INCONCLUSIVE = v.REPRODUCED, v.PARTLY, v.NOT, v.INCONCLUSIVE
+VERDICTS = v.VERDICTS
 #: The domains the paper names in its claims (FDU-MTL names).
 FIG3_DOMAINS = ("books", "electronics", "kitchen_housewares")
-CDS, LOSS_SOURCES = "music", ("books", "electronics")
+CDS = "music"
+ABOVE_999 = SparsityRange("> 99.9%", 0.999, 1.0)
+
+__all__ = ["Claim", "claim_list", "table", "details", "verdict_counts", "key_statistics"]
 
 
-@dataclass
-class Claim:
-    """One claim: the paper's statement, this build's numbers, the test and the verdict."""
-
-    claim: str
-    paper: str
-    measured: str
-    interval: str
-    test: str
-    verdict: str
-    details: list[dict[str, Any]] = field(default_factory=list)
-
-    def record(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _untested(claim: str, paper: str, why: str) -> Claim:
-    return Claim(claim, paper, "—", "—", "—", f"not tested ({why})")
-
-
-# ---------------------------------------------------------------------------- verdict rules
-def directional(ivs: Sequence[Interval], sign: int = 1) -> str:
-    """Verdict for "a − b has the paper's sign" over a family of intervals."""
-    ok = [iv.above_zero if sign > 0 else iv.below_zero for iv in ivs]
-    against = [iv.below_zero if sign > 0 else iv.above_zero for iv in ivs]
-    if ivs and all(ok):
-        return REPRODUCED
-    if any(ok):
-        return PARTLY
-    return NOT if any(against) else INCONCLUSIVE
-
-
-def equivalent(iv: Interval, margin: float = inf.EQUIVALENCE_PTS) -> str:
-    """Verdict for "a ≈ b": interval inside ±margin, entirely outside it, or neither."""
-    if iv.low >= -margin and iv.high <= margin:
-        return REPRODUCED
-    if iv.low > margin or iv.high < -margin:
-        return NOT
-    return INCONCLUSIVE
-
-
-def in_band(iv: Interval, band: tuple[float, float] = LOSS_BAND) -> str:
-    """Verdict for "a loss of 3–5 pts": a significant loss whose interval meets the band."""
-    if iv.below_zero:
-        return REPRODUCED if iv.low <= band[1] and iv.high >= band[0] else PARTLY
-    return NOT if iv.above_zero else INCONCLUSIVE
-
-
-def combine(parts: Sequence[str]) -> str:
-    """Verdict of a claim from the verdicts of its parts."""
-    if parts and all(v == REPRODUCED for v in parts):
-        return REPRODUCED
-    if any(v in (REPRODUCED, PARTLY) for v in parts):
-        return PARTLY
-    return NOT if any(v == NOT for v in parts) else INCONCLUSIVE
-
-
-def _stability(test: inf.StabilityTest | None, alpha: float) -> str:
-    """"b less stable than a": reproduced / not reproduced (a less stable) / inconclusive."""
-    if test is None:
-        return INCONCLUSIVE
-    if test.less_stable("b", alpha):
-        return REPRODUCED
-    return NOT if test.less_stable("a", alpha) else INCONCLUSIVE
-
-
-def _level_text(level: float, family: int, seeds: int) -> str:
-    fam = f", Bonferroni over {family}" if family > 1 else ""
-    return f"paired t over {seeds} seeds{fam} ({100 * level:.4g}% intervals)"
-
-
-def _detail(group: str, comparison: str, within: str, iv: Interval) -> dict[str, Any]:
-    return {"group": group, "comparison": comparison, "range": within, "seeds": iv.n,
-            "mean_pts": round(100 * iv.mean, 2), "low_pts": round(100 * iv.low, 2),
-            "high_pts": round(100 * iv.high, 2), "level": round(iv.level, 4),
-            "p": round(iv.p_value, 4)}
-
-
-def _per_group(per_seed: pd.DataFrame, group: str, level: float) -> dict[str, Interval]:
-    return {g: inf.t_interval(per_seed[per_seed[group] == g]["diff"], level)
-            for g in dict.fromkeys(per_seed[group])}
+def _values(per: pd.DataFrame) -> tuple[float, ...]:
+    return v.per_seed(per.sort_values("seed")["diff"])
 
 
 # ---------------------------------------------------------------------------- the claims
 def claim_similarity(jsd: pd.DataFrame | None) -> Claim:
     name, paper = "1. Domain similarity (Fig. 1)", "Electronics–Home most similar, CDs–Home least"
     if jsd is None or jsd["domain_a"].nunique() < 3:
-        return _untested(name, paper, "needs three or more domains")
+        return untested(name, paper, "needs three or more domains")
     have = set(jsd["domain_a"])
     lo, hi = {"electronics", "kitchen_housewares"}, {"music", "kitchen_housewares"}
     if not (lo | hi) <= have:
-        return _untested(name, paper, "needs Electronics, CDs and Home")
+        return untested(name, paper, "needs Electronics, CDs and Home")
     ex = jsd_extremes(jsd)
     pairs = jsd[jsd["domain_a"] < jsd["domain_b"]].sort_values("jsd")
     rank = {frozenset((a, b)): i + 1 for i, (a, b) in enumerate(zip(pairs["domain_a"], pairs["domain_b"]))}
@@ -146,10 +63,10 @@ def claim_similarity(jsd: pd.DataFrame | None) -> Claim:
                 f"least {pair_name(ex['least_similar'])} ({ex['least_similar_jsd_x1e5']:.1f}); "
                 f"Electronics–Home ranks {rank[frozenset(lo)]} and CDs–Home "
                 f"{rank[frozenset(hi)]} of {len(rank)} (1 = most similar)")
-    verdict = combine([REPRODUCED if set(ex["most_similar"]) == lo else NOT,
-                       REPRODUCED if set(ex["least_similar"]) == hi else NOT])
+    states = [v.SUPPORT if set(ex["most_similar"]) == lo else v.AGAINST,
+              v.SUPPORT if set(ex["least_similar"]) == hi else v.AGAINST]
     return Claim(name, paper, measured, "— (no seeds: one vocabulary, one count per domain)",
-                 "ranking of the pairwise JSDs", verdict)
+                 "ranking of the pairwise JSDs", v.verdict(states))
 
 
 def claim_reset_beats_full(tickets: pd.DataFrame) -> Claim:
@@ -158,40 +75,35 @@ def claim_reset_beats_full(tickets: pd.DataFrame) -> Claim:
     doms = [d for d in FIG3_DOMAINS if d in set(tickets["domain"])]
     per = inf.seed_contrast(inf.with_full_model(tickets), "reset", "full", within=MODERATE)
     per = per[per["domain"].isin(doms)]
-    if per.empty:
-        return _untested(name, paper, "needs Books, Electronics or Home with rounds ≤ 90%")
-    level = inf.level_for(len(doms))
-    ivs = _per_group(per, "domain", level)
-    text = "; ".join(f"{display_name(d)} {iv.text()}" for d, iv in ivs.items())
-    return Claim(name, paper, "RESET − FULL, mean of rounds ≤ 90%: "
-                 + ", ".join(f"{display_name(d)} {100 * iv.mean:+.1f} pts" for d, iv in ivs.items()),
-                 text, _level_text(level, len(doms), max(iv.n for iv in ivs.values())),
-                 directional(list(ivs.values())),
-                 [_detail(display_name(d), "RESET − FULL", MODERATE.name, iv) for d, iv in ivs.items()])
+    doms = [d for d in doms if d in set(per["domain"])]
+    if not doms:
+        return untested(name, paper, "needs Books, Electronics or Home with rounds ≤ 90%")
+    tests = [SeedTest(display_name(d), "RESET − FULL", MODERATE.name, _values(per[per["domain"] == d]),
+                  "above", len(doms)) for d in doms]
+    return make_claim(name, paper, "RESET − FULL, mean of rounds ≤ 90%: " + ", ".join(
+        f"{t.group} {100 * t.interval().mean:+.1f} pts" for t in tests), tests,
+        "paired t over seeds per domain; reproduced = every domain's 95% interval above 0 "
+        "(intersection-union)")
 
 
 def claim_reset_best(tickets: pd.DataFrame) -> Claim:
     name = "3. TICKET-RESET is the best strategy in every domain (Fig. 3)"
     paper = "TICKET-RESET best for all datasets"
-    tests = []
+    found = []
     for other in ("random", "random_pruning"):
         per = inf.seed_contrast(tickets, "reset", other)
-        for d in dict.fromkeys(per["domain"]):
-            tests.append((d, other, per[per["domain"] == d]["diff"]))
-    if not tests:
-        return _untested(name, paper, "needs a second strategy")
-    level = inf.level_for(len(tests))
-    ivs = [(d, o, inf.t_interval(v, level)) for d, o, v in tests]
-    worst = min(ivs, key=lambda t: t[2].mean)
-    return Claim(name, paper,
-                 f"{sum(iv.above_zero for *_, iv in ivs)} of {len(ivs)} comparisons significantly in "
-                 f"favour of RESET; weakest: {display_name(worst[0])} vs {strategy_label(worst[1])} "
-                 f"{worst[2].text()}",
-                 "; ".join(f"{display_name(d)} vs {strategy_short(o)} {iv.text()}" for d, o, iv in ivs),
-                 _level_text(level, len(ivs), max(iv.n for *_, iv in ivs)) + ", all pruned rounds",
-                 directional([iv for *_, iv in ivs]),
-                 [_detail(display_name(d), f"RESET − {strategy_label(o)}", inf.PRUNED.name, iv)
-                  for d, o, iv in ivs])
+        found += [(d, other, _values(per[per["domain"] == d])) for d in dict.fromkeys(per["domain"])]
+    if not found:
+        return untested(name, paper, "needs a second strategy")
+    tests = [SeedTest(display_name(d), f"RESET − {strategy_label(o)}", inf.PRUNED.name, x, "above", len(found))
+             for d, o, x in found]
+    worst = min(tests, key=lambda t: t.interval().mean)
+    wins = sum(t.state() in (v.SUPPORT, v.SUPPORT_IUT) for t in tests)
+    return make_claim(name, paper, f"{wins} of {len(tests)} comparisons in favour of RESET at 95%; "
+                      f"weakest: {worst.group} {worst.comparison} {worst.interval().text()}", tests,
+                      "paired t over seeds, all pruned rounds; reproduced = every comparison's 95% "
+                      "interval above 0 (intersection-union)",
+                      labels=[f"{t.group} vs {strategy_short(o)}" for t, (_, o, _) in zip(tests, found)])
 
 
 def claim_reset_similar_random(tickets: pd.DataFrame) -> Claim:
@@ -199,135 +111,101 @@ def claim_reset_similar_random(tickets: pd.DataFrame) -> Claim:
     paper = "similar test accuracy until about 96%"
     per = inf.seed_contrast(tickets, "reset", "random", within=inf.BELOW_TRANSITION)
     if per.empty:
-        return _untested(name, paper, "needs TICKET-RANDOM")
-    iv = inf.t_interval(inf.pooled(per))
-    per_domain = _per_group(per, "domain", inf.level_for(per["domain"].nunique()))
-    return Claim(name, paper,
-                 f"RESET − RANDOM at ≤ 96%, mean over domains: {100 * iv.mean:+.1f} pts "
-                 f"(per domain: " + ", ".join(f"{display_name(d)} {100 * v.mean:+.1f}"
-                                              for d, v in per_domain.items()) + ")",
-                 iv.text(),
-                 f"paired t over {iv.n} seeds (domains averaged per seed, 95% interval); "
-                 f"similar = interval inside ±{100 * inf.EQUIVALENCE_PTS:g} pts", equivalent(iv),
-                 [_detail("all domains", "RESET − RANDOM", inf.BELOW_TRANSITION.name, iv)]
-                 + [_detail(display_name(d), "RESET − RANDOM", inf.BELOW_TRANSITION.name, v)
-                    for d, v in per_domain.items()])
+        return untested(name, paper, "needs TICKET-RANDOM")
+    pooled = inf.pooled(per)
+    test = SeedTest("all domains", "RESET − RANDOM", inf.BELOW_TRANSITION.name, v.per_seed(pooled.sort_index()),
+                "equivalent")
+    iv = test.interval()
+    at = {m: v.verdict([v.equivalence_state(iv, iv, m)]) for m in v.EQUIVALENCE_MARGINS}
+    by_domain = pooled_by_domain(per)
+    return make_claim(name, paper,
+                      f"RESET − RANDOM at ≤ 96%, domains averaged per seed: {100 * iv.mean:+.1f} pts "
+                      f"(per domain: {by_domain}); verdict at a margin of "
+                      + ", ".join(f"±{100 * m:g} pts: {w}" for m, w in at.items()),
+                      [test], f"TOST over {iv.n} seeds (90% interval inside ±"
+                      f"{100 * v.EQUIVALENCE_PTS:g} pts = similar; entirely outside = not similar)")
 
 
-def _transition(df: pd.DataFrame, a: str, b: str, group: str, name: str, paper: str) -> Claim:
-    """Claims 5 and 8: past 96%, ``b`` falls behind ``a`` (strategy keys; the gap above
-    96% larger than below it, or b − a above 96% < 0 when nothing is below) and is less
-    stable."""
-    change = inf.gap_change(df, a, b, group)
-    if change.empty:
-        return _untested(name, paper, "needs rounds on both sides of 96% and both strategies")
-    family = 3  # the gap test and the two stability tests
-    level = inf.level_for(family)
-    gap = inf.t_interval(change.groupby("seed")["diff"].mean(), level)
-    above = inf.t_interval(change.groupby("seed")["diff_high"].mean(), level)
-    stab = inf.stability_test(df, a, b, group, EXTREME)
-    parts = [directional([gap]), _stability(stab, 1 - level)]
-    short_a, short_b = strategy_short(a), strategy_short(b)
-    measured = (f"{short_a} − {short_b}: {100 * above.mean:+.1f} pts above 96%, gap "
-                f"{100 * gap.mean:+.1f} pts larger than at ≤ 96%; "
-                + (stab.text(short_a, short_b) if stab else "no stability data"))
-    return Claim(name, paper, measured, f"gap change {gap.text()}; above 96% {above.text()}",
-                 f"gap change: paired t over {gap.n} seeds ({group}s averaged per seed); "
-                 f"stability: Fisher + Brown–Forsythe one-sided; Bonferroni over {family} "
-                 f"({100 * level:.4g}%)", combine(parts),
-                 [_detail("all", f"({short_a} − {short_b}) above minus at/below 96%", "both", gap),
-                  _detail("all", f"{short_a} − {short_b}", EXTREME.name, above)])
+def pooled_by_domain(per: pd.DataFrame) -> str:
+    return ", ".join(f"{display_name(d)} {100 * g['diff'].mean():+.1f}"
+                     for d, g in per.groupby("domain", sort=False))
 
 
 def claim_phase_transition(tickets: pd.DataFrame) -> Claim:
-    return _transition(tickets, "reset", "random", "domain",
-                       "5. Phase transition: past 96% TICKET-RANDOM drops faster and is unstable (Fig. 3)",
-                       "RANDOM highly unstable, drops off much faster than RESET after 96%")
+    return transition(tickets, "reset", "random", "domain",
+                      "5. Phase transition: past 96% TICKET-RANDOM drops faster and is unstable (Fig. 3)",
+                      "RANDOM highly unstable, drops off much faster than RESET after 96%")
 
 
-def transfer_frame(tickets: pd.DataFrame, transfer: pd.DataFrame,
-                   pairs: Sequence[tuple[str, str]]) -> pd.DataFrame:
-    moved = [transfer[(transfer["source"] == s) & (transfer["target"] == t)]
-             .assign(pair=pair_label(s, t)) for s, t in pairs]
-    return pd.concat([target_frame(tickets, pairs), *moved], ignore_index=True)
+def claim_cds_full_worst(tickets: pd.DataFrame) -> Claim:
+    name = "11. The CDs full model is the worst (§5.3, of §5.2)"
+    paper = "FULL-MODEL achieved the worst performance in the CDs domain"
+    base = tickets[(tickets["strategy"] == "reset") & (tickets["round"] == 0)]
+    wide = base.pivot_table(index="seed", columns="domain", values="test_acc")
+    others = [d for d in wide.columns if d != CDS]
+    if CDS not in wide.columns or not others:
+        return untested(name, paper, "needs CDs and another domain")
+    wide = wide.dropna()
+    tests = [SeedTest(f"CDs vs {display_name(d)}", "FULL-MODEL: CDs − other", "round 0",
+                  v.per_seed(wide[CDS] - wide[d]), "below", len(others)) for d in others]
+    return make_claim(name, paper, "CDs − other domain, full model: " + ", ".join(
+        f"{display_name(d)} {100 * t.interval().mean:+.1f} pts" for d, t in zip(others, tests)), tests,
+        "paired t over seeds (same θ0 in every domain); reproduced = every 95% interval below 0")
 
 
-def claim_cds_transfer(both: pd.DataFrame, pairs: Sequence[tuple[str, str]]) -> Claim:
-    name = "6. CDs masks transfer best, beating TICKET-TARGET even above 99% (Fig. 4)"
-    paper = "CDs MASKS-RESET and MASKS-RANDOM above TICKET-TARGET, even over 99%"
-    cds = [pair_label(s, t) for s, t in pairs if s == CDS]
-    if not cds:
-        return _untested(name, paper, "needs a pair with source CDs")
-    src = {pair_label(s, t): s for s, t in pairs}
-    per = inf.seed_contrast(both, "masks_reset", "target", group="pair")
-    per["cds"] = per["pair"].map(src) == CDS
-    tests: list[tuple[str, pd.Series]] = []
-    if (~per["cds"]).any():
-        by = per.pivot_table(index="seed", columns="cds", values="diff").dropna()
-        tests.append((f"CDs gap − other sources' gap ({strategy_label('masks_reset')} − TARGET, all rounds)",
-                      by[True] - by[False]))
-    for strategy in ("masks_reset", "masks_random"):
-        top = inf.seed_contrast(both, strategy, "target", group="pair", within=ABOVE_99)
-        top = top[top["pair"].isin(cds)]
-        if len(top):
-            tests.append((f"CDs {strategy_label(strategy)} − TARGET above 99%",
-                          top.groupby("seed")["diff"].mean()))
-    if len(tests) < 2:
-        return _untested(name, paper, "needs rounds above 99%")
-    level = inf.level_for(len(tests))
-    ivs = [(t, inf.t_interval(v, level)) for t, v in tests]
-    return Claim(name, paper, "; ".join(f"{t}: {100 * iv.mean:+.1f} pts" for t, iv in ivs),
-                 "; ".join(iv.text() for _, iv in ivs),
-                 _level_text(level, len(ivs), max(iv.n for _, iv in ivs)) + "; pairs averaged per seed",
-                 directional([iv for _, iv in ivs]),
-                 [_detail("CDs → *", t, "", iv) for t, iv in ivs])
+def claim_stable_above_999(tickets: pd.DataFrame) -> Claim:
+    name = "12. TICKET-RESET stays stable above 99.9% sparsity (§5.2)"
+    paper = "TICKET-RESET remains relatively stable, even over 99.9%"
+    reset = tickets[(tickets["strategy"] == "reset") & ABOVE_999.contains(tickets["sparsity"])]
+    rounds = sorted(reset["round"].unique())
+    if len(rounds) < 2:
+        reached = tickets["sparsity"].max()
+        return untested(name, paper, f"needs two rounds above 99.9%; this profile stops at {reached:.1%}")
+    wide = reset.pivot_table(index="seed", columns="round", values="test_acc").dropna()
+    test = SeedTest("all domains", f"round {rounds[-1]} − round {rounds[0]}", ABOVE_999.name,
+                v.per_seed(wide[rounds[-1]] - wide[rounds[0]]), "equivalent")
+    return make_claim(name, paper, f"TICKET-RESET, last minus first round above 99.9%, domains "
+                      f"averaged per seed: {100 * test.interval().mean:+.1f} pts", [test],
+                      f"TOST over seeds (90% interval inside ±{100 * v.EQUIVALENCE_PTS:g} pts = stable)")
 
 
-def claim_transfer_loss(both: pd.DataFrame, pairs: Sequence[tuple[str, str]]) -> Claim:
-    name = "7. Books and Electronics masks lose 3–5 pts up to 90% (Fig. 4)"
-    paper = "3–5% drop-off up to 90% sparsity after transfer"
-    sources = [s for s in LOSS_SOURCES if any(p[0] == s for p in pairs)]
-    per = inf.seed_contrast(both, "masks_reset", "target", group="pair", within=MODERATE)
-    if not sources or per.empty:
-        return _untested(name, paper, "needs Books or Electronics sources and rounds ≤ 90%")
-    src = {pair_label(s, t): s for s, t in pairs}
-    per["source"] = per["pair"].map(src)
-    level = inf.level_for(len(sources))
-    ivs = {s: inf.t_interval(per[per["source"] == s].groupby("seed")["diff"].mean(), level)
-           for s in sources}
-    moved, target = strategy_label("masks_reset"), strategy_label("target")
-    return Claim(name, paper, f"{moved} − {target} at ≤ 90%, pairs of each source averaged: "
-                 + ", ".join(f"{display_name(s)} {100 * iv.mean:+.1f} pts" for s, iv in ivs.items()),
-                 "; ".join(f"{display_name(s)} {iv.text()}" for s, iv in ivs.items()),
-                 _level_text(level, len(ivs), max(iv.n for iv in ivs.values()))
-                 + "; a loss meeting −3…−5 pts",
-                 combine([in_band(iv) for iv in ivs.values()]),
-                 [_detail(f"{display_name(s)} → *", f"{moved} − TARGET", MODERATE.name, iv)
-                  for s, iv in ivs.items()])
-
-
-def claim_transfer_transition(both: pd.DataFrame) -> Claim:
-    return _transition(both, "masks_reset", "masks_random", "pair",
-                       "8. Past 96%, MASKS-RESET better and steadier than MASKS-RANDOM (Fig. 4)",
-                       "initial values matter for performance and stability deep in sparsification")
-
-
+# ---------------------------------------------------------------------------- all of them
 def claim_list(tickets: pd.DataFrame, transfer: pd.DataFrame | None, jsd: pd.DataFrame | None,
                pairs: Sequence[tuple[str, str]]) -> list[Claim]:
-    """All eight claims (transfer claims only when there are pairs and results)."""
+    """Every claim (transfer claims only when there are pairs and results), in order."""
     t = tickets[tickets["procedure"] == "tickets"]
     out = [claim_similarity(jsd), claim_reset_beats_full(t), claim_reset_best(t),
            claim_reset_similar_random(t), claim_phase_transition(t)]
-    if transfer is not None and len(transfer) and pairs:
-        both = transfer_frame(t, transfer, pairs)
-        out += [claim_cds_transfer(both, pairs), claim_transfer_loss(both, pairs),
-                claim_transfer_transition(both)]
-    return out
+    out += transfer_claims(t, transfer, pairs)
+    out += [claim_cds_full_worst(t), claim_stable_above_999(t)]
+    return sorted(out, key=lambda c: int(c.claim.split(".", 1)[0]))
+
+
+def robust_claims(tickets: pd.DataFrame, transfer: pd.DataFrame | None, jsd: pd.DataFrame | None,
+                  pairs: Sequence[tuple[str, str]], boot: int = robustness.BOOTSTRAP) -> list[Claim]:
+    """:func:`claim_list` with each verdict's robustness to a perturbation of the seeds
+    (:mod:`lottery.stats.robustness`)."""
+    t = tickets[tickets["procedure"] == "tickets"]
+    return robustness.add_robustness(claim_list(t, transfer, jsd, pairs), t, transfer,
+                                     lambda a, b: claim_list(a, b, jsd, pairs), boot)
+
+
+def status(c: Claim) -> str:
+    """How the book shows a verdict: robust, or provisional with the seeds it would need."""
+    if not c.tested:
+        return "—"
+    if c.robust is None:
+        return "robustness not computed"
+    if c.robust:
+        return "robust" if c.details else "robust (no seeds)"
+    need = f"; its weakest test needs {c.seeds_needed} seeds for ±2 pts" if c.seeds_needed else ""
+    return f"provisional ({c.seeds} seeds{need})"
 
 
 def table(found: Sequence[Claim]) -> pd.DataFrame:
-    """Claims as a table (index: claim; columns paper, this book, interval, test, verdict)."""
-    df = pd.DataFrame([c.record() for c in found]).drop(columns="details")
+    """Claims as a table (index: claim; columns paper, this book, interval, test, verdict,
+    status, mde, seeds needed, robust, robustness)."""
+    df = pd.DataFrame([{**c.record(), "status": status(c)} for c in found]).drop(columns="details")
     return df.rename(columns={"measured": "this book"}).set_index("claim")
 
 
@@ -344,34 +222,40 @@ def details(found: Sequence[Claim]) -> pd.DataFrame:
 
 def verdict_counts(verdicts: pd.DataFrame) -> dict[str, int]:
     """How many claims got each kind of verdict (for the prose)."""
-    v = verdicts["verdict"]
-    return {"n_claims": len(v),
-            "n_reproduced": int((v == REPRODUCED).sum()),
-            "n_partly": int((v == PARTLY).sum()),
-            "n_not_reproduced": int((v == NOT).sum()),
-            "n_inconclusive": int((v == INCONCLUSIVE).sum()),
-            "n_untested": int(v.str.startswith("not tested").sum())}
+    col = verdicts["verdict"]
+    out = {"n_claims": len(col),
+           "n_reproduced": int((col == REPRODUCED).sum()),
+           "n_partly": int((col == PARTLY).sum()),
+           "n_not_reproduced": int((col == NOT).sum()),
+           "n_inconclusive": int((col == INCONCLUSIVE).sum()),
+           "n_untested": int(col.str.startswith("not tested").sum())}
+    if "robust" in verdicts:
+        tested = ~col.str.startswith("not tested")
+        out["n_robust"] = int((verdicts["robust"].fillna(False).astype(bool) & tested).sum())
+        out["n_tested"] = int(tested.sum())
+    return out
 
 
 # ---------------------------------------------------------------------------- summaries
 def key_statistics(tickets: pd.DataFrame) -> dict[str, Any]:
-    """The numbers the ablation compares across settings (domains averaged per seed, 95%)."""
+    """The numbers the ablation compares across settings (domains averaged per seed):
+    per-seed values as :class:`~lottery.stats.verdicts.SeedTest` objects, and collapses."""
     t = tickets[tickets["procedure"] == "tickets"]
+
+    def pooled(per: pd.DataFrame, label: str, kind: str = "above") -> SeedTest:
+        values = v.per_seed(inf.pooled(per).sort_index()) if len(per) else ()
+        return SeedTest("all domains", label, "", values, kind)
+
     full = inf.seed_contrast(inf.with_full_model(t), "reset", "full", within=MODERATE)
     low = inf.seed_contrast(t, "reset", "random", within=inf.BELOW_TRANSITION)
     high = inf.seed_contrast(t, "reset", "random", within=EXTREME)
     change = inf.gap_change(t, "reset", "random")
     pruned = t[t["round"] > 0]
     base = t[(t["strategy"] == "reset") & (t["round"] == 0)]
-
-    def iv(per: pd.DataFrame) -> Interval:
-        return inf.t_interval(inf.pooled(per)) if len(per) else inf.t_interval([])
-
     return {"full model": inf.t_interval(base.groupby("seed")["test_acc"].mean()),
-            "RESET − FULL ≤ 90%": iv(full), "RESET − RANDOM ≤ 96%": iv(low),
-            "RESET − RANDOM > 96%": iv(high),
-            "gap change": iv(change) if len(change) else inf.t_interval([]),
+            "RESET − FULL ≤ 90%": pooled(full, "RESET − FULL ≤ 90%"),
+            "RESET − RANDOM ≤ 96%": pooled(low, "RESET − RANDOM ≤ 96%", "equivalent"),
+            "RESET − RANDOM > 96%": pooled(high, "RESET − RANDOM > 96%"),
+            "gap change": pooled(change, "gap change"),
             "collapsed": int(inf.collapsed(pruned).sum()) + int(inf.collapsed(base).sum()),
             "networks": len(pruned) + len(base)}
-
-
