@@ -186,10 +186,11 @@ def test_robustness_flags_a_verdict_carried_by_one_seed():
     lucky = frame(lambda k, d, seed, r, s: 0.75 + (wins[seed] if r and k == "reset" else 0)
                   + 0.0001 * math.sin(r + seed), seeds=range(8), domains=("books",))
 
-    def c2(df):
+    def c2(df, boot=40):
         return robustness.add_robustness([claims.claim_reset_beats_full(df)], df, None,
-                                         lambda a, b: [claims.claim_reset_beats_full(a)], boot=40)[0]
+                                         lambda a, b: [claims.claim_reset_beats_full(a)], boot=boot)[0]
     good, bad = c2(steady), c2(lucky)
+    assert c2(lucky, boot=0).robust is False     # leave-one-seed-out alone flags it
     assert good.verdict == claims.REPRODUCED and good.robust
     assert bad.verdict == claims.REPRODUCED
     assert bad.robust is False and "without any one seed: 3/8" in bad.robustness

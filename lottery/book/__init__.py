@@ -5,6 +5,7 @@
   chapters'; :mod:`~lottery.book.federated_plots`: accuracy vs bytes)
 - :mod:`~lottery.book.notebook`    set-up, stored results and glue for the chapters' cells
 - :mod:`~lottery.book.tables`      data and divergence tables
+- :mod:`~lottery.book.verdict_view` the compact verdict table and the claims' collapsible details
 - :mod:`~lottery.book.provenance`  machine, data source, compute and timings behind a page
 - :mod:`~lottery.book.pages`       page stamps, the pages-agree check, compute records, library source
 - :mod:`~lottery.book.chapters`    the chapter registry and chapter parameters

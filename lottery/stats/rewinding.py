@@ -8,7 +8,7 @@ by seed, t-intervals over seeds, Bonferroni within the family):
 
 1. past 96% sparsity, is TICKET-REWIND better than TICKET-RESET, and does it narrow the
    gap to FULL-MODEL (REWIND − FULL vs RESET − FULL)?
-2. does it collapse less (Fisher's exact test on networks at chance)?
+2. does it collapse less (an exact sign-flip test over seeds on the collapses per seed)?
 
 :func:`sweep_table` compares several k on one domain (how the default was chosen).
 """
