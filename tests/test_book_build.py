@@ -72,6 +72,28 @@ def test_smoke_book_builds_every_chapter(smoke_book):
     assert smoke_book["seconds"] < 600
 
 
+def _output_text(out: dict) -> str:
+    if out.get("output_type") == "stream":
+        return out.get("text", "")
+    if out.get("output_type") == "error":
+        return "Traceback " + "\n".join(out.get("traceback", []))
+    return "\n".join(v if isinstance(v, str) else "\n".join(v) for k, v in out.get("data", {}).items()
+                     if k.startswith("text/"))
+
+
+def test_published_outputs_carry_no_build_noise(smoke_book):
+    """No stderr, warning, traceback or path of the build machine in any page's output."""
+    root = smoke_book["root"]
+    noise = re.compile(r"Warning|Traceback|" + re.escape(str(REPO)) + "|" + re.escape(str(root)))
+    for name in _pages(root):
+        nb = nbformat.read(str(root / "chapters" / f"{name}.ipynb"), as_version=4)
+        for cell in (c for c in nb.cells if c.cell_type == "code"):
+            for out in cell.outputs:
+                assert out.get("name") != "stderr", f"{name}: stderr output: {out.get('text', '')[:200]}"
+                hit = noise.search(_output_text(out))
+                assert not hit, f"{name}: {hit.group(0)!r} in an output of cell {cell.source[:60]!r}"
+
+
 def test_glued_numbers_are_pasted_into_the_prose(smoke_book):
     html = _pages(smoke_book["root"])["data"].read_text()
     pasted = re.findall(r'<span class="pasted-text">([^<]*)</span>', html)

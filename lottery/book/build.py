@@ -135,6 +135,10 @@ def _papermill(source: ChapterSource, output: Path, parameters: Mapping[str, Any
             source.notebook, str(output), parameters=dict(parameters),
             kernel_name=kernel_name(), cwd=str(output.parent), progress_bar=False,
             log_output=False, request_save_on_cell_execute=False,
+            # the kernel's own log ("running over TCP without encryption" at start-up,
+            # "KeyboardInterrupt caught" at shutdown) is transport noise, not the chapter's:
+            # cell errors still reach the build as PapermillExecutionError
+            extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
         )
     except pm.PapermillExecutionError as exc:
         raise ChapterError(

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from lottery.book import plots
+from lottery.data import DataWarning
 from lottery.engine import runner
 from lottery.engine.jobs import TicketChain, results_frame
 from lottery.engine.runner import run_tickets
@@ -18,6 +19,26 @@ from lottery.experiment.labels import display_name
 from lottery.experiment.selection import ChapterSettings
 
 # ---------------------------------------------------------------------------- notebook set-up
+#: Data-quality facts (``DataWarning`` messages) met while reading reviews in this kernel,
+#: in order, without repeats: the data chapter shows them once as a table
+#: (:func:`data_notes`); no chapter prints them as warnings.
+DATA_NOTES: dict[str, None] = {}
+_show_warning = warnings.showwarning
+
+
+def _collect_data_notes(message, category, filename, lineno, file=None, line=None) -> None:
+    if isinstance(category, type) and issubclass(category, DataWarning):
+        DATA_NOTES[str(message)] = None
+        return
+    _show_warning(message, category, filename, lineno, file, line)
+
+
+def data_notes() -> pd.DataFrame:
+    """The data-quality notes collected so far (column ``note``), or one row saying none."""
+    notes = list(DATA_NOTES) or ["none: every review read cleanly"]
+    return pd.DataFrame({"note": notes}, index=pd.RangeIndex(1, len(notes) + 1, name="#"))
+
+
 def setup_notebook(dask: str | None = None) -> None:
     """What every chapter does first: offline charts, full-width table cells, no
     progress-bar warnings (the chapters train with ``progress=False``), and, with
@@ -31,6 +52,8 @@ def setup_notebook(dask: str | None = None) -> None:
     pd.set_option("display.max_colwidth", None)
     pd.set_option("display.width", 200)
     warnings.filterwarnings("ignore", message="IProgress not found")
+    warnings.simplefilter("always", DataWarning)      # collected, not printed
+    warnings.showwarning = _collect_data_notes
 
 
 def stored_results(run: ChapterSettings, transfer: bool = True
