@@ -8,6 +8,7 @@ import dataclasses
 import pytest
 
 from lottery import config
+from lottery.book import plan
 from lottery.cli import app as cli
 from lottery.config import hparams
 from lottery.engine import runner
@@ -180,3 +181,18 @@ def test_run_counts_are_the_callers_not_the_modules(tmp_path):
     runner.run_jobs([_StoredJob()], RunStore(tmp_path), progress=False, counts=counts)
     assert counts.loaded_jobs == 3
     assert not hasattr(runner, "LAST_RUN")
+
+
+def test_ticket_seeds_select_the_ticket_grid():
+    """``ticket_seeds`` gives the ticket grid more seeds than the others; the chapter
+    parameter ``seeds`` chooses the seeds of every grid."""
+    base = config.get_profile("smoke")
+    more = validate.apply_overrides(base, {"ticket_seeds": [0, 1, 2, 3]})
+    assert validate.ticket_seeds(more) == (0, 1, 2, 3) and validate.ticket_seeds(base) == tuple(base.seeds)
+    run = selection.chapter_settings("smoke", overrides={"ticket_seeds": [0, 1, 2, 3]})
+    assert run.ticket_seeds == (0, 1, 2, 3) and run.seeds == tuple(base.seeds)
+    assert selection.chapter_settings("smoke", seeds=[1], overrides={"ticket_seeds": [0, 1, 2, 3]}).ticket_seeds == (1,)
+    grid, wide = plan.profile_networks(base), plan.profile_networks(more)
+    assert wide["tickets"] == 2 * grid["tickets"] and wide["transfer"] == grid["transfer"]
+    with pytest.raises(ValueError, match="ticket_seeds"):
+        validate.apply_overrides(base, {"ticket_seeds": [-1]})
