@@ -160,7 +160,10 @@ def test_the_mark_changes_no_run_directory():
               "paper": ("tickets-cc298f12d085", "transfer-b1a2fe30bbe3")}
     store = RunStore("/x")
     for name, (tickets, transfer) in before.items():
-        for s in (config.get_profile(name), validate.from_profile(name)):
+        profiles = (config.get_profile(name), validate.from_profile(name))
+        if name == "course":   # issue 22 changed its lr (3e-3 -> 1e-2): the old runs are the old lr's
+            profiles = tuple(validate.apply_overrides(p, {"train.lr": 3e-3}) for p in profiles)
+        for s in profiles:
             assert store.path("tickets", ticket_key(s, "books", 0)).name == tickets
             assert store.path("transfer", transfer_key(s, "books", "electronics", 0, "masks_reset")).name \
                 == transfer
