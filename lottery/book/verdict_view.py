@@ -79,8 +79,10 @@ def compact_table(found: Sequence[Claim]) -> str:
     rows = []
     for c in found:
         name = html.escape(c.claim.split(" (")[0])
-        rows.append(f"<tr><td><b>{name}</b><br><small>paper: {html.escape(c.paper)}</small></td>"
-                    f"<td>{badge(c)}</td><td>{_difference(c)}</td><td>{_robustness(c)}</td></tr>")
+        rows.append(f'<tr><td data-label="claim"><b>{name}</b><br><small>paper: {html.escape(c.paper)}'
+                    f'</small></td><td data-label="verdict">{badge(c)}</td>'
+                    f'<td data-label="deciding difference">{_difference(c)}</td>'
+                    f'<td data-label="robust?">{_robustness(c)}</td></tr>')
     head = ("<tr><th>claim (paper's statement)</th><th>verdict</th><th>deciding difference "
             "[interval]</th><th>robust?</th></tr>")
     return f'<table class="verdict-table"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
