@@ -157,7 +157,7 @@ def run(settings: Any, tasks: Sequence[fed.Task], prepare: Callable[[fed.Task], 
             failure.append(exc)
 
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
-    with _errors_only("flwr", "ray"):   # the book shows errors only
+    with _errors_only("flwr", "ray", "ray.widgets"):   # the book shows errors only
         run_simulation(
             server_app=server, client_app=client_app(settings, client_side),
             num_supernodes=f.clients,
