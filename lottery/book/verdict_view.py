@@ -67,7 +67,7 @@ def _robustness(c: Claim) -> str:
     if not c.tested:
         return "—"
     if c.robust is None:
-        return "not computed"
+        return "in the verdict chapter"
     if not c.details:
         return "no seeds"
     text = "robust" if c.robust else f"provisional; needs ~{c.seeds_needed} seeds"
