@@ -296,3 +296,15 @@ def test_the_other_pages_fit_a_phone_too(smoke_book, chromium):
     for name in ("reproduce", "own_data", "references"):
         m = browser_probe.probe(chromium, html_dir / f"{name}.html", PHONE)
         assert m["scrollWidth"] <= PHONE, f"{name} overflows to {m['scrollWidth']}px at {PHONE}px"
+
+
+def test_worker_processes_do_not_print_data_notes_into_a_chapter(tmp_path, mirror, monkeypatch):
+    """DVD's replaced bytes are met in the training workers (spawned by the chapter's
+    kernel): the note belongs to the data chapter, not to this chapter's output."""
+    monkeypatch.setenv("LOTTERY_CACHE_DIR", str(tmp_path / "cache"))
+    out = build.execute_chapter("tickets", "smoke", {"domains": ["books", "dvd"]},
+                                output=tmp_path / "tickets.ipynb", project=REPO, log=lambda *a: None)
+    nb = nbformat.read(str(out), as_version=4)
+    stderr = [o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs
+              if o.get("name") == "stderr"]
+    assert not stderr, stderr[0][:200]

@@ -4,6 +4,7 @@ that pastes computed values into the prose."""
 
 from __future__ import annotations
 
+import os
 import warnings
 from typing import Any, Mapping
 
@@ -54,6 +55,7 @@ def setup_notebook(dask: str | None = None) -> None:
     warnings.filterwarnings("ignore", message="IProgress not found")
     warnings.simplefilter("always", DataWarning)      # collected, not printed
     warnings.showwarning = _collect_data_notes
+    os.environ[runner.QUIET_DATA_ENV] = "1"           # worker processes: not printed either
 
 
 def stored_results(run: ChapterSettings, transfer: bool = True

@@ -18,6 +18,7 @@ import os
 import queue as queue_mod
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, Sequence
@@ -26,6 +27,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from lottery.config import ExperimentSettings, strategies as strat
+from lottery.data import DataWarning
 from lottery.engine import cluster
 from lottery.engine.jobs import Job, Report, TicketChain, TransferChain, results_frame, run_job
 from lottery.engine.store import RunStore
@@ -127,7 +129,8 @@ def run_jobs(jobs: Sequence[Job], store: RunStore | None = None, executor: Execu
             return rows + cluster.run_on_dask(executor, todo, store, bar)
         if executor is not None:
             return rows + _run_on(executor, todo, store, None, bar)
-        with mp.Manager() as manager, ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        with mp.Manager() as manager, ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
+                                                          initializer=_worker_setup) as pool:
             events = manager.Queue()
             out = _run_on(pool, todo, store, events, bar, lambda: _drain(events, show))
             _drain(events, show)
@@ -177,6 +180,18 @@ def ticket_jobs(settings: ExperimentSettings, domains: Sequence[str], seeds: Seq
         return [[TicketChain(settings, j.domain, j.seed, ()) for j in jobs],
                 [TicketChain(settings, j.domain, j.seed, (k,)) for j in jobs for k in j.strategies]]
     return [jobs]
+
+
+#: Set (to any value) by a caller that reports data-quality notes itself, such as a
+#: chapter's kernel (:func:`lottery.book.notebook.setup_notebook`): its worker processes
+#: then do not print them into every chapter's output.
+QUIET_DATA_ENV = "LOTTERY_QUIET_DATA_WARNINGS"
+
+
+def _worker_setup() -> None:
+    """Runs first in every worker process of the pool."""
+    if os.environ.get(QUIET_DATA_ENV):
+        warnings.filterwarnings("ignore", category=DataWarning)
 
 
 def run_tickets(settings: ExperimentSettings, domains: Sequence[str] | None = None,
