@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from lottery import config
-from lottery.stats import claims, inference, robustness, similarity, verdicts
-from lottery.stats.analysis import EXTREME, SparsityRange
+from lottery.stats import claims, inference, robustness, similarity
+from lottery.stats.analysis import EXTREME
 from synthetic import jsd_frame
 
 C2 = "2. TICKET-RESET beats FULL-MODEL at 0–90% sparsity (Fig. 3)"

@@ -24,7 +24,7 @@ import pandas as pd
 from lottery.experiment.labels import display_name, pair_name, strategy_label, strategy_short
 from lottery.experiment.selection import ChapterSettings
 from lottery.stats import inference as inf
-from lottery.stats import power, robustness
+from lottery.stats import robustness
 from lottery.stats import verdicts as v
 from lottery.stats.analysis import EXTREME, MODERATE, SparsityRange
 from lottery.stats.divergence import jsd_extremes

@@ -47,10 +47,6 @@ class Interval:
     sd: float = float("nan")   # standard deviation of the per-seed values
 
     @property
-    def half_width(self) -> float:
-        return (self.high - self.low) / 2
-
-    @property
     def above_zero(self) -> bool:
         return self.low > 0
 

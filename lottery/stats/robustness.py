@@ -27,7 +27,6 @@ from lottery.stats.record import Claim
 BOOTSTRAP = 100
 AGREEMENT = 0.8
 
-Frames = tuple[pd.DataFrame, pd.DataFrame | None]
 Evaluate = Callable[[pd.DataFrame, "pd.DataFrame | None"], Sequence[Claim]]
 
 

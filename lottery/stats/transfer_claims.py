@@ -16,7 +16,7 @@ import pandas as pd
 from lottery.experiment.labels import display_name, pair_label, strategy_label, strategy_short
 from lottery.stats import inference as inf
 from lottery.stats import verdicts as v
-from lottery.stats.analysis import EXTREME, MODERATE, SparsityRange, target_frame
+from lottery.stats.analysis import MODERATE, SparsityRange, target_frame
 from lottery.stats.record import Claim, make_claim, untested
 from lottery.stats.transition import transition
 from lottery.stats.verdicts import SeedTest
