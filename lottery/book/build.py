@@ -16,7 +16,6 @@ the engine's run store, so a rebuild after a finished build only loads results.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -304,7 +303,7 @@ def _run_wave(jobs: Sequence[tuple[ChapterSource, dict[str, Any]]], profile: str
         execute_chapter(source, profile, params, book_dir=root, log=log)
         return round(time.perf_counter() - start, 1)
 
-    workers = max(1, min(len(jobs), os.cpu_count() or 1))
+    workers = max(1, min(len(jobs), config.usable_cores()))
     if workers == 1:
         return {s.name: one(s, p) for s, p in jobs}
     with ThreadPoolExecutor(workers) as pool:   # each chapter runs in its own kernel process

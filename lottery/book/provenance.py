@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from lottery import config
 from lottery.book.layout import TIMINGS_FILE
 from lottery.engine.cost import cpu_model
 
@@ -21,7 +22,7 @@ def environment_table() -> pd.DataFrame:
 
 
     rows = [
-        ("machine", f"{cpu_model()} ({platform.machine()}), {os.cpu_count()} CPU cores"),
+        ("machine", f"{cpu_model()} ({platform.machine()}), {os.cpu_count()} CPU cores ({config.usable_cores()} usable)"),
         ("system", f"{platform.system()} {platform.release()}"),
         ("python", platform.python_version()),
         ("torch", f"{torch.__version__} (threads: {torch.get_num_threads()}, "

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
 from typing import Any
@@ -56,7 +55,7 @@ def _run_plan(args: argparse.Namespace) -> int:
         n = sum(counts.values())
         total = n * per_net
         rate = cost.probe_flops_per_second(s, tokens)
-        workers = max(1, (os.cpu_count() or 1) // max(1, s.train.threads))
+        workers = max(1, config.usable_cores() // max(1, s.train.threads))
         here_s = total / (rate * workers)
         peak = cost.GPU_PEAK[args.gpu]["tf32"]
         gpu_s = total / (peak * args.gpu_efficiency)

@@ -4,7 +4,7 @@
   ``override`` / ``parse_set`` (the ``--set`` syntax)
 - :mod:`~lottery.config.profiles`    the smoke / course / paper profiles
 - :mod:`~lottery.config.sparsity`    1-(1-p)^r and its inverse
-- :mod:`~lottery.config.paths`       the project folder and the cache
+- :mod:`~lottery.config.paths`       the project folder, the cache, the usable cores
 - :mod:`~lottery.config.strategies`  the strategy table (keys, paper labels, colours, how each starts and prunes)
 
 The names below are re-exported so that ``config.ExperimentSettings``,
@@ -15,7 +15,7 @@ from lottery.config.hparams import (DEFAULT_DOMAINS, NOT_HASHED, PAPER_DOMAINS, 
                                     DataSettings, ExperimentSettings, FederatedSettings,
                                     ModelSettings, PruneSettings, TrainSettings, VocabSettings,
                                     neutral, override, parse_set, to_dict)
-from lottery.config.paths import cache_dir, is_project, PROJECT_MARKERS, project_root
+from lottery.config.paths import cache_dir, is_project, PROJECT_MARKERS, project_root, usable_cores
 from lottery.config.profiles import get_profile, PAPER_TRANSFER_PAIRS, PROFILES
 from lottery.config.sparsity import check_prune_fraction, rounds_to_reach, sparsity_after
 
@@ -24,5 +24,5 @@ __all__ = [
     "PROJECT_MARKERS", "REWIND_DEFAULT", "DataSettings", "ExperimentSettings",
     "FederatedSettings", "ModelSettings", "PruneSettings", "TrainSettings", "VocabSettings",
     "cache_dir", "check_prune_fraction", "get_profile", "is_project", "neutral", "override",
-    "parse_set", "project_root", "rounds_to_reach", "sparsity_after", "to_dict",
+    "parse_set", "project_root", "rounds_to_reach", "sparsity_after", "to_dict", "usable_cores",
 ]

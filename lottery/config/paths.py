@@ -1,5 +1,6 @@
 """Where the project and its cache are: the project folder (found from the working
-directory or the installed package) and the cache root for downloads and runs."""
+directory or the installed package) and the cache root for downloads and runs; and how
+many cores this process may use."""
 
 from __future__ import annotations
 
@@ -38,3 +39,12 @@ def cache_dir() -> Path:
     if project is not None:
         return project / ".cache"
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lottery-book"
+
+
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity (what ``taskset``, Slurm's
+    ``--cpus-per-task`` or a container's cpuset leave it), not the machine's count."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):      # macOS, Windows: no affinity call
+        return max(1, os.cpu_count() or 1)

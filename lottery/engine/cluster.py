@@ -23,12 +23,12 @@ cluster each task asks for the worker resource ``GPU=1`` (start workers with
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
 from tqdm import tqdm
 
+from lottery import config
 from lottery.engine.jobs import run_job
 
 #: How often a task is re-run after its worker died or it raised (besides Dask's own
@@ -56,7 +56,7 @@ def connect(address: str) -> Any:
         if n is not None and n < 1:
             raise ValueError(f"--dask local:N needs N >= 1, got {address!r}")
         gpus = _gpus()   # on a GPU machine: one worker per GPU, one training each
-        cluster = LocalCluster(n_workers=n or gpus or os.cpu_count() or 1, threads_per_worker=1,
+        cluster = LocalCluster(n_workers=n or gpus or config.usable_cores(), threads_per_worker=1,
                                processes=True, dashboard_address=None,
                                resources={"GPU": 1} if gpus else None)
         client = Client(cluster)

@@ -26,6 +26,7 @@ from typing import Any, Sequence
 import pandas as pd
 from tqdm import tqdm
 
+from lottery import config
 from lottery.config import ExperimentSettings, strategies as strat
 from lottery.data import DataWarning
 from lottery.engine import cluster
@@ -44,7 +45,7 @@ def default_workers(n_jobs: int, device: str = "cpu", threads: int = 1) -> int:
     main_file = getattr(sys.modules.get("__main__"), "__file__", None)
     if device != "cpu" or (main_file is not None and not os.path.exists(main_file)):
         return 1
-    return max(1, min(n_jobs, (os.cpu_count() or 1) // max(threads, 1)))
+    return max(1, min(n_jobs, config.usable_cores() // max(threads, 1)))
 
 
 def _drain(events: Any, show: Report) -> None:

@@ -21,6 +21,7 @@ import logging
 import os
 from typing import Any, Callable, Iterator, Sequence
 
+from lottery import config
 from lottery.federated import protocol as fed
 
 INSTALL_HINT = ("the Flower backend needs the `federated` extra (flwr[simulation]): run "
@@ -162,7 +163,7 @@ def run(settings: Any, tasks: Sequence[fed.Task], prepare: Callable[[fed.Task], 
             server_app=server, client_app=client_app(settings, client_side),
             num_supernodes=f.clients,
             backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0},
-                            "init_args": {"num_cpus": workers or os.cpu_count() or 1,
+                            "init_args": {"num_cpus": workers or config.usable_cores(),
                                           "logging_level": logging.ERROR, "log_to_driver": False,
                                           "include_dashboard": False}})
     if failure:
