@@ -7,7 +7,7 @@ import math
 import pytest
 from scipy import stats
 
-from lottery.engine.jobs import results_frame
+from lottery.engine.results import results_frame
 from lottery.stats import analysis
 from synthetic import tickets_frame, transfer_frame
 

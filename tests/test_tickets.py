@@ -15,7 +15,7 @@ import torch
 
 from lottery import config
 from lottery.config import strategies
-from lottery.engine import jobs as procedures, runner, starts as start_fns
+from lottery.engine import jobs as procedures, results, runner, starts as start_fns
 from lottery.engine.jobs import TicketChain, TransferChain, ticket_key
 from lottery.engine.store import RunStore, load_tensors
 from lottery.experiment import validate as experiment
@@ -199,7 +199,7 @@ def test_domain_aliases_resolve_once_to_the_same_runs(mirror):
 
 def test_results_table_is_tidy(mirror, tmp_path):
     df = runner.run_tickets(SETTINGS, seeds=[0], strategies=["reset"], progress=False, store=RunStore(tmp_path))
-    assert list(df.columns) == procedures.RESULT_COLUMNS
+    assert list(df.columns) == results.RESULT_COLUMNS
     assert sorted(df["round"]) == [0, 0, 1, 1, 2, 2] and set(df.domain) == {"books", "electronics"}
     assert df.test_acc.between(0, 1).all()
 
@@ -222,7 +222,7 @@ def test_any_process_executor_gives_the_same_rows(mirror, tmp_path):
     with ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")) as pool:
         other = runner.run_tickets(s, seeds=[0], strategies=["reset"], progress=False,
                                    store=RunStore(tmp_path / "b"), executor=pool)
-    cols = [c for c in procedures.RESULT_COLUMNS if c != "seconds"]
+    cols = [c for c in results.RESULT_COLUMNS if c != "seconds"]
     assert inline[cols].equals(other[cols])
     with ThreadPoolExecutor(2) as pool, pytest.raises(ValueError, match="processes"):
         runner.run_tickets(s, seeds=[0], strategies=["reset"], progress=False,

@@ -14,7 +14,8 @@ import pandas as pd
 from lottery.book import plots
 from lottery.data import DataWarning
 from lottery.engine import runner
-from lottery.engine.jobs import TicketChain, results_frame
+from lottery.engine.jobs import TicketChain
+from lottery.engine.results import results_frame
 from lottery.engine.runner import run_tickets
 from lottery.experiment.labels import display_name
 from lottery.experiment.selection import ChapterSettings

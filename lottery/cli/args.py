@@ -4,17 +4,30 @@ arguments, and how errors become one line and an exit code."""
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from typing import Any
 
 from lottery import config
 from lottery.data import DataError
 from lottery.engine import cluster
-from lottery.engine.jobs import summarize
+from lottery.engine.results import summarize
 from lottery.engine.runner import RunCounts
+from lottery.engine.durable import StoreWriteError, full_error, is_full
 from lottery.engine.store import RunStore
 from lottery.experiment import validate as experiment
 from lottery.experiment.labels import show_strategies
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1 (``--workers 0`` is an error, not "silently one")."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
 
 def profile_settings(args: argparse.Namespace) -> config.ExperimentSettings:
     """The chosen profile with ``--set key=value`` overrides, resolved and checked once
@@ -37,7 +50,7 @@ def add_profile_args(p: argparse.ArgumentParser) -> None:
 
 def add_store_args(p: argparse.ArgumentParser) -> None:
     """Where runs are stored and how they train: ``--workers``, ``--runs``, ``--quiet``."""
-    p.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    p.add_argument("--workers", type=positive_int, help="worker processes (default: one per usable core)")
     p.add_argument("--runs", help="run store folder (default: <cache>/runs)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -120,12 +133,20 @@ def engine_errors(fn):
         print(f"lottery: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
+        if isinstance(exc, StoreWriteError) or is_full(exc):
+            full = exc if isinstance(exc, StoreWriteError) else full_error(exc.filename or config.cache_dir(), exc)
+            print(f"lottery: cannot write {full.filename}: {full.strerror}", file=sys.stderr)
+            return 2
         if exc.filename is None:
             raise
         # e.g. a read-only cache folder, or a file where a folder should be; every step
         # is written atomically, so nothing half-written is left behind
-        print(f"lottery: cannot use {exc.filename} ({exc.strerror}); set LOTTERY_CACHE_DIR "
-              f"(or --runs) to a writable folder", file=sys.stderr)
+        hint = {errno.EACCES: "; set LOTTERY_CACHE_DIR (or --runs) to a writable folder",
+                errno.EROFS: "; set LOTTERY_CACHE_DIR (or --runs) to a writable folder",
+                errno.EPERM: "; set LOTTERY_CACHE_DIR (or --runs) to a writable folder",
+                errno.ENOTDIR: "; a file stands where a folder should be: set LOTTERY_CACHE_DIR "
+                               "(or --runs) to a folder"}.get(exc.errno, "")
+        print(f"lottery: cannot use {exc.filename} ({exc.strerror}){hint}", file=sys.stderr)
         return 2
 
 

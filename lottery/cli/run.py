@@ -11,7 +11,7 @@ from lottery import config, data
 from lottery.cli.args import (add_pairs_arg, add_profile_args, add_run_args, add_store_args, dask_executor,
                               engine_errors, parse_pairs, profile_settings, train_and_report)
 from lottery.engine import runner
-from lottery.engine.jobs import results_frame
+from lottery.engine.results import results_frame
 from lottery.engine.runner import run_tickets, run_transfer
 from lottery.engine.store import RunStore
 from lottery.stats import claims, divergence, robustness

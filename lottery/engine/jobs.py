@@ -25,7 +25,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, Sequence, Union
 
-import pandas as pd
 import torch
 
 from lottery.config import DataSettings, ExperimentSettings, VocabSettings, strategies as strat
@@ -35,13 +34,11 @@ from lottery.data.vocab import shared_vocab
 from lottery.engine.masks import Mask, full_mask, overall_sparsity
 from lottery.engine.model import init_model
 from lottery.engine.starts import derive_seed, initial_model, next_mask
-from lottery.engine.store import RunDir, RunStore, load_tensors, save_tensors
+from lottery.engine.store import RunDir, RunStore
 from lottery.engine.train import EncodedSplit, TrainResult, encode_split, train_models
-from lottery.experiment.labels import by_strategy_label, in_domain_order, strategy_key
+from lottery.engine.recovery import readable, repairing
+from lottery.experiment.labels import strategy_key
 
-
-RESULT_COLUMNS = ["procedure", "strategy", "domain", "source", "target", "seed", "round", "sparsity",
-                  "val_acc", "test_acc", "test_positive_share", "epochs", "epochs_run", "seconds"]
 
 #: Bumped whenever a code change alters the numbers a run produces, so that stored
 #: runs made by older code are not mixed with new ones. 2: dropout multipliers from
@@ -142,8 +139,8 @@ def rewind_point(settings: ExperimentSettings, data: DomainData, run: RunDir,
     so the same trajectory on this machine) and stopped at step k; k = 0 is θ0.
     """
     k = settings.prune.rewind_iterations
-    path = run.path / f"theta_k{k}.pt"
-    if not path.exists():
+    name = f"theta_k{k}.pt"
+    if not (run.path / name).exists():
         steps = [0]
 
         def capture(net: Any) -> None:
@@ -161,8 +158,8 @@ def rewind_point(settings: ExperimentSettings, data: DomainData, run: RunDir,
                                  f"{steps[0]} training iterations")
             except _Rewound as stop:
                 state = stop.state
-        save_tensors(path, state)
-    return load_tensors(path)
+        run.save_file(name, state)
+    return run.load_file(name)
 
 
 def _starts(settings: ExperimentSettings, data: DomainData, run: RunDir, theta0: dict[str, torch.Tensor],
@@ -209,8 +206,12 @@ class TicketChain:
         return store.run("tickets", ticket_key(self.settings, self.domain, self.seed))
 
     def stored_rows(self, store: RunStore) -> list[dict[str, Any]] | None:
-        """The metric rows if every step is stored, else None. Round 0 is repeated under
-        each strategy's key so every curve starts at the full model."""
+        """The metric rows if every step is stored, else None (also when a stored step
+        cannot be read: it is set aside, :mod:`lottery.engine.recovery`). Round 0 is
+        repeated under each strategy's key so every curve starts at the full model."""
+        return readable(lambda: self._stored_rows(store))
+
+    def _stored_rows(self, store: RunStore) -> list[dict[str, Any]] | None:
         run = self.run_dir(store)
         if not all(map(run.done, self.steps)):
             return None
@@ -222,15 +223,17 @@ class TicketChain:
         return rows
 
     def run(self, store: RunStore | str | None = None, report: Report | None = None) -> list[dict[str, Any]]:
-        """Train what is missing (resuming from the last stored round), return the rows."""
-        store, s, seed = _store(store), self.settings, self.seed
+        """Train what is missing (resuming from the last stored round; a stored step that
+        cannot be read is set aside and trained again), return the rows."""
+        return repairing(lambda: self._run(_store(store), report))
+
+    def _run(self, store: RunStore, report: Report | None) -> list[dict[str, Any]]:
+        s, seed = self.settings, self.seed
         run = self.run_dir(store)
         data = domain_data(s.data, s.vocab, self.domain)
         model = init_model(data.vocab.size, s.model, seed, data.vocab.pad_id)
-        theta0_file = run.path / "theta0.pt"
-        if not theta0_file.exists():
-            save_tensors(theta0_file, model.state_dict())
-        theta0 = load_tensors(theta0_file)
+        run.save_file("theta0.pt", model.state_dict())     # kept if already stored
+        theta0 = run.load_file("theta0.pt")
         reference = full_mask(model, s.prune.prune_biases)
         base = {"procedure": "tickets", "domain": self.domain, "source": self.domain,
                 "target": self.domain, "seed": seed}
@@ -243,25 +246,29 @@ class TicketChain:
 
         starts = _starts(s, data, run, theta0, seed, self.strategies)
         full = step_name("full", 0)
-        if not run.done(full):
-            (res,) = _train(s, data, ["full"], [reference], starts, seed, 0)
-            record("full", 0, reference, res)
+        with run.lock([full]):       # another chain of this run may be training it
+            if not run.done(full):
+                (res,) = _train(s, data, ["full"], [reference], starts, seed, 0)
+                record("full", 0, reference, res)
         if report:
             report(run.metrics(full))
         for r in range(1, s.prune.rounds + 1):
             todo = [k for k in self.strategies if not run.done(step_name(k, r))]
             groups = [todo] if s.train.stack_strategies else [[k] for k in todo]
             for group in filter(None, groups):
-                prev = [full if r == 1 else step_name(k, r - 1) for k in group]
-                masks = [next_mask(k, run.tensors(p, "mask"), run.tensors(p, "weights"),
-                                   s.prune.prune_fraction_per_round, seed, r)
-                         for k, p in zip(group, prev)]
-                for k, mask, res in zip(group, masks, _train(s, data, group, masks, starts, seed, r)):
-                    record(k, r, mask, res)
+                with run.lock([step_name(k, r) for k in group]):
+                    group = [k for k in group if not run.done(step_name(k, r))]
+                    prev = [full if r == 1 else step_name(k, r - 1) for k in group]
+                    masks = [next_mask(k, run.tensors(p, "mask"), run.tensors(p, "weights"),
+                                       s.prune.prune_fraction_per_round, seed, r)
+                             for k, p in zip(group, prev)]
+                    for k, mask, res in zip(group, masks, _train(s, data, group, masks, starts, seed, r)
+                                            if group else []):
+                        record(k, r, mask, res)
             if report:
                 for k in self.strategies:
                     report(run.metrics(step_name(k, r)))
-        return self.stored_rows(store) or []
+        return self._stored_rows(store) or []   # a damaged step raises: repairing() retries
 
     def retrain_full(self, store: RunStore | str | None = None) -> dict[str, Any]:
         """Train round 0 again from the stored θ0, in memory, and compare it with the
@@ -270,7 +277,7 @@ class TicketChain:
         run = self.run_dir(store)
         stored = run.metrics(step_name("full", 0))
         data = domain_data(s.data, s.vocab, self.domain)
-        theta0 = load_tensors(run.path / "theta0.pt")
+        theta0 = run.load_file("theta0.pt")
         reference = full_mask(init_model(data.vocab.size, s.model, self.seed, data.vocab.pad_id),
                               s.prune.prune_biases)
         (res,) = _train(s, data, ["full"], [reference], {"theta0": theta0}, self.seed, 0)
@@ -319,18 +326,24 @@ class TransferChain:
                                                   self.strategy))
 
     def stored_rows(self, store: RunStore) -> list[dict[str, Any]] | None:
+        return readable(lambda: self._stored_rows(store))
+
+    def _stored_rows(self, store: RunStore) -> list[dict[str, Any]] | None:
         run = self.run_dir(store)
         return [_keyed(run.metrics(step)) for step in self.steps] if all(map(run.done, self.steps)) else None
 
     def run(self, store: RunStore | str | None = None, report: Report | None = None) -> list[dict[str, Any]]:
-        store, s, seed = _store(store), self.settings, self.seed
+        return repairing(lambda: self._run(_store(store), report))
+
+    def _run(self, store: RunStore, report: Report | None) -> list[dict[str, Any]]:
+        s, seed = self.settings, self.seed
         source = self.source_chain()
         if source.stored_rows(store) is None:
             source.run(store, report)
         src = source.run_dir(store)
         run = self.run_dir(store)
         data = domain_data(s.data, s.vocab, self.target)
-        theta0 = load_tensors(src.path / "theta0.pt")
+        theta0 = src.load_file("theta0.pt")
         reference = full_mask(init_model(data.vocab.size, s.model, seed, data.vocab.pad_id), s.prune.prune_biases)
         base = {"procedure": "transfer", "strategy": self.strategy, "domain": self.target,
                 "source": self.source, "target": self.target, "seed": seed}
@@ -340,39 +353,14 @@ class TransferChain:
                              [self.strategy])
         for r in self.rounds:
             step = transfer_step(r)
-            if not run.done(step):
-                mask = src.tensors(step_name(strat.SOURCE_STRATEGY, r), "mask")
-                (res,) = _train(s, data, [self.strategy], [mask], starts, seed, r)
-                run.write_step(step, _metrics(res, mask, reference, **base, round=r))
+            with run.lock([step]):
+                if not run.done(step):
+                    mask = src.tensors(step_name(strat.SOURCE_STRATEGY, r), "mask")
+                    (res,) = _train(s, data, [self.strategy], [mask], starts, seed, r)
+                    run.write_step(step, _metrics(res, mask, reference, **base, round=r))
             if report:
                 report(run.metrics(step))
-        return self.stored_rows(store) or []
-
-
-def results_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """The tidy results table the book plots (one row per trained network and curve).
-
-    ``strategy`` holds the strategy table's keys (labels in rows read from older stores
-    are mapped to keys). Rows are listed by procedure, strategy (in the order of their
-    labels, as the book prints them), seed and round, then in the paper's domain order."""
-    df = pd.DataFrame(rows)
-    if df.empty:
-        return pd.DataFrame(columns=RESULT_COLUMNS)
-    # reindex: a column newer than the store (test_positive_share) is NaN in its rows
-    df = df.reindex(columns=RESULT_COLUMNS).assign(strategy=lambda d: d["strategy"].map(strategy_key))
-    df = df.sort_values(["procedure", "strategy", "seed", "round"], key=by_strategy_label)
-    return in_domain_order(df, "source", "target")   # the paper's domain order
-
-
-def summarize(df: pd.DataFrame) -> pd.DataFrame:
-    """Mean ± std of test accuracy over seeds, by curve (strategy keys) and round, listed
-    with the strategies in the order of their labels."""
-    keys = ["procedure", "source", "target", "strategy", "round"]
-    return (df.groupby(keys, sort=True)
-            .agg(sparsity=("sparsity", "mean"), test_mean=("test_acc", "mean"), test_std=("test_acc", "std"),
-                 n_seeds=("seed", "nunique"))
-            .reset_index()
-            .sort_values(keys, key=by_strategy_label, kind="stable", ignore_index=True))
+        return self._stored_rows(store) or []   # a damaged step raises: repairing() retries
 
 
 Job = Union["TicketChain", "TransferChain"]

@@ -30,7 +30,8 @@ from lottery import config
 from lottery.config import ExperimentSettings, strategies as strat
 from lottery.data import DataWarning
 from lottery.engine import cluster
-from lottery.engine.jobs import Job, Report, TicketChain, TransferChain, results_frame, run_job
+from lottery.engine.jobs import Job, Report, TicketChain, TransferChain, run_job
+from lottery.engine.results import results_frame
 from lottery.engine.store import RunStore
 from lottery.experiment import validate as experiment
 

@@ -26,7 +26,8 @@ from lottery.engine.masks import apply_mask, full_mask, overall_sparsity
 from lottery.engine.model import init_model
 from lottery.engine.starts import initial_model
 from lottery.engine.jobs import Report
-from lottery.engine.store import RunDir, RunStore, load_json, load_tensors
+from lottery.engine.recovery import readable, repairing
+from lottery.engine.store import RunDir, RunStore
 from lottery.experiment import selection
 from lottery.federated import flower as flower_backend, protocol as fed
 
@@ -123,14 +124,17 @@ class FederatedTask:
 
     def stored_rows(self, store: RunStore) -> list[dict[str, Any]] | None:
         """The task's metrics (one row) if stored, else None; a read: nothing is created."""
-        path = self.path(store)
-        files = [path / step / "metrics.json" for step in self.steps]
-        return [_keyed(load_json(f)) for f in files] if all(f.exists() for f in files) else None
+        run = self.run_dir(store)
+        return readable(lambda: [_keyed(run.metrics(step)) for step in self.steps]
+                        if all(map(run.done, self.steps)) else None)
 
     def run(self, store: RunStore | str | None = None, report: Report | None = None) -> list[dict[str, Any]]:
         """Train in this process (the inline backend) unless stored; the ticket runs it
         reads are trained first if the store lacks them."""
         store = store if isinstance(store, RunStore) else RunStore(store)
+        return repairing(lambda: self._run(store, report))
+
+    def _run(self, store: RunStore, report: Report | None) -> list[dict[str, Any]]:
         rows = self.stored_rows(store)
         if rows is None:
             for chain in self.ticket_chains():
@@ -147,7 +151,7 @@ class FederatedTask:
         """The server's start (mask, masked initial state) and its referee."""
         s, t = self.settings, self.task
         server_run = procedures.TicketChain(s, t.server, t.seed, (strat.SOURCE_STRATEGY,)).run_dir(store)
-        theta0 = load_tensors(server_run.path / "theta0.pt")
+        theta0 = server_run.load_file("theta0.pt")
         data = procedures.domain_data(s.data, s.vocab, t.clients_domain)
         template = init_model(data.vocab.size, s.model, t.seed, data.vocab.pad_id)
         reference = full_mask(template, s.prune.prune_biases)
