@@ -10,7 +10,9 @@ profile's mean clipped length, timed for a fixed wall budget after a warm-up. Re
 steps/s, networks-examples/s, achieved FLOP/s (the dense FLOPs that ``lottery.book.plan``
 counts) and that as a share of the card's stated peak; then the paper grid's FLOPs
 divided by the best achieved rate = projected GPU-hours (training only; evaluation
-passes are in the FLOP count, data handling is not).
+passes are in the FLOP count, data handling is not). Timed under the training's own
+deterministic CUDA settings (``lottery.engine.devices.deterministic``: no cuDNN
+autotuning, deterministic kernels), since those are what the grid runs with.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 from lottery import config
 from lottery.book import plan  # noqa: E402
 from lottery.engine import cost
+from lottery.engine.devices import deterministic, device_name  # noqa: E402
 from lottery.engine.masks import full_mask  # noqa: E402
 from lottery.engine.model import init_model  # noqa: E402
 from lottery.engine.train import float_masks, as_network, make_optimizer, masked_step  # noqa: E402
@@ -84,17 +87,19 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
-        sys.exit("gpu_check: no CUDA device (use --device cpu --tiny for a dry run)")
+        sys.exit(f"gpu_check: torch {torch.__version__} sees no CUDA device (install a CUDA build, "
+                 f"see docs/gpu.md; --device cpu --tiny is a dry run)")
     paper = config.get_profile("paper")
     s = config.get_profile("smoke") if args.tiny else paper
     tokens = 32 if args.tiny else int(round(PAPER_TOKENS))
-    name = torch.cuda.get_device_name() if args.device.startswith("cuda") else cost.cpu_model()
+    name = device_name(args.device)
     card = args.gpu or next((g for g in cost.GPU_PEAK if g in name), None)
     rows = []
     for mode in ("fp32", "tf32", "bf16"):
         for k in args.k:
             try:
-                r = throughput(s, k, mode, args.device, tokens, args.seconds)
+                with deterministic(args.device):
+                    r = throughput(s, k, mode, args.device, tokens, args.seconds)
             except torch.cuda.OutOfMemoryError:
                 r = {"k": k, "precision": mode, "error": "out of memory"}
                 torch.cuda.empty_cache()
@@ -107,6 +112,8 @@ def main(argv: list[str] | None = None) -> dict:
     counts = plan.profile_networks(paper)
     total = sum(counts.values()) * cost.flops_per_network(paper, PAPER_TOKENS)
     result = {"device": name, "peak_table": card, "torch": torch.__version__,
+              "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(),
+              "deterministic": args.device.startswith("cuda"),
               "model": "tiny (smoke)" if args.tiny else "paper width 417/127/117",
               "tokens_per_review": tokens, "rows": rows, "best": best,
               "paper_trainings": counts, "paper_flops": total,

@@ -6,6 +6,7 @@ script generated from the shipped example (Slurm itself cannot run here)."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -17,7 +18,9 @@ import pandas as pd
 import pytest
 
 
+from lottery.cli import app as cli
 from lottery.engine import cluster, runner
+from lottery.engine.jobs import TransferChain
 from lottery.engine.store import RunStore
 from lottery.experiment import selection
 
@@ -50,9 +53,10 @@ class Cluster:
                                             env={**os.environ, **(env or {})},
                                             start_new_session=True)
 
-    def worker(self, name: str, env: dict[str, str] | None = None, preload: list[str] = ()) -> None:
+    def worker(self, name: str, env: dict[str, str] | None = None, preload: list[str] = (),
+               nthreads: int = 1, wrap: list[str] = ()) -> None:
         # --no-nanny: a killed worker stays dead (a nanny would restart it)
-        self._start(name, [DASK, "worker", self.address, "--nthreads", "1", "--nworkers", "1",
+        self._start(name, [*wrap, DASK, "worker", self.address, "--nthreads", str(nthreads), "--nworkers", "1",
                            "--no-nanny", "--no-dashboard", "--name", name,
                            *[a for p in preload for a in ("--preload", p)]], env)
 
@@ -134,6 +138,62 @@ def test_a_worker_killed_mid_run_leaves_identical_numbers(dask_processes, tmp_pa
     pd.testing.assert_frame_equal(got, process_pool_grid)
 
 
+def test_a_worker_with_two_threads_gives_the_process_pool_numbers(dask_processes, tmp_path,
+                                                                  process_pool_grid, capsys):
+    """The issue's case: `dask worker --nthreads 2` ran two trainings in one process and
+    52 of 64 rows differed. Tasks now run one at a time per process, and the user is told."""
+    dask_processes.worker("threads", nthreads=2)
+    client = dask_processes.client(1)
+    try:
+        got = _grid(client, RunStore(tmp_path / "runs"))
+    finally:
+        client.close()
+    pd.testing.assert_frame_equal(got, process_pool_grid)
+    assert "more than one thread" in capsys.readouterr().err
+
+
+def _can_unshare(folder: Path) -> bool:
+    probe = subprocess.run(["unshare", "-rm", "sh", "-c", f"mount -t tmpfs none {folder}"],
+                           capture_output=True)
+    return probe.returncode == 0
+
+
+def test_a_worker_that_does_not_see_the_store_fails_in_one_line(dask_processes, tmp_path, capsys):
+    """A worker in its own mount namespace, with an empty file system mounted over the
+    run store's path: the same path, another folder (a node without the shared mount)."""
+    store = tmp_path / "runs"
+    store.mkdir()
+    if not _can_unshare(store):
+        pytest.skip("this machine does not allow unprivileged mount namespaces (unshare -rm)")
+    dask_processes.worker("elsewhere", wrap=["unshare", "-rm", "sh", "-c",
+                                             f'mount -t tmpfs none {store} && exec "$0" "$@"'])
+    dask_processes.client(1).close()
+    code = cli.main(["tickets", "--profile", "smoke", "--domains", "books", "--seeds", "0", "--quiet",
+                     "--runs", str(store), "--dask", dask_processes.address])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err, err
+    assert f"does not see the run store {store}" in err and len(err.strip().splitlines()) == 1
+    assert not list(store.glob("tickets-*"))                     # nothing trained anywhere
+
+
+def test_a_task_on_a_worker_that_joined_later_checks_the_store_first(mirror, tmp_path):
+    run = selection.chapter_settings("smoke")
+    job = runner.ticket_jobs(run.settings, ["books"], [0], (), 1)[0][0]
+    token = cluster.leave_token(tmp_path / "client-store")
+    with pytest.raises(cluster.ClusterError, match="does not see the run store"):
+        cluster.dask_task(job, str(tmp_path / "worker-store"), token)
+    assert not (tmp_path / "worker-store").exists()
+    assert cluster.dask_task(job, str(tmp_path / "client-store"), token)   # the right store: trains
+
+
+def test_dask_tasks_split_transfer_chains_by_round_with_the_same_steps(mirror):
+    run = selection.chapter_settings("smoke")
+    chain = TransferChain(run.settings, "books", "electronics", 0, "masks_reset")
+    tasks = cluster.dask_tasks([chain])
+    assert [t.steps for t in tasks] == [[s] for s in chain.steps] and len(tasks) == len(chain.rounds) > 1
+    assert {t.path(RunStore("/x")) for t in tasks} == {chain.path(RunStore("/x"))}
+
+
 def test_connect_rejects_a_bad_address():
     with pytest.raises(ValueError, match="--dask"):
         cluster.connect("nonsense")
@@ -143,13 +203,72 @@ def test_connect_rejects_a_bad_address():
         cluster.connect("slurm:/no/such/cluster.yml")
 
 
-def test_the_slurm_example_makes_a_gpu_job_script():
-    c = cluster.slurm_cluster(REPO / "cluster" / "slurm-gpu.yml", start=False)
+def _job_script(name: str) -> str:
+    c = cluster.slurm_cluster(REPO / "cluster" / name, start=False)
     try:
-        script = c.job_script()
+        return c.job_script()
     finally:
         c.close()
+
+
+def test_the_slurm_example_makes_a_gpu_job_script():
+    script = _job_script("slurm-gpu.yml")
     assert "#SBATCH -p gpu" in script and "#SBATCH --gres=gpu:1" in script
-    assert "--resources GPU=1" in script and "--nthreads" in script
+    assert "--resources GPU=1" in script and "--nthreads 1 " in script
     assert "export LOTTERY_CACHE_DIR=/shared/$USER/lottery-cache" in script
     assert "/shared/lottery-book/.venv/bin/python -m distributed.cli.dask_worker" in script
+    # workers leave before the walltime (adapt() replaces them) and use node-local scratch
+    assert "--lifetime 11h30m --lifetime-stagger 10m" in script and "--local-directory" in script
+
+
+def test_the_cpu_example_starts_single_threaded_worker_processes():
+    """Every worker the shipped examples start has one thread (a threaded worker would
+    idle its extra cores: one training per process)."""
+    script = _job_script("slurm-cpu.yml")
+    assert "--nthreads 1 " in script and "--nworkers 8" in script and "--cpus-per-task=8" in script
+    for name in ("slurm-gpu.yml", "slurm-cpu.yml"):
+        threads = re.findall(r"--nthreads (\d+)", _job_script(name))
+        assert threads == ["1"], (name, threads)
+
+
+def test_the_driver_script_runs_the_book_on_the_slurm_cluster():
+    text = (REPO / "cluster" / "driver.sbatch").read_text()
+    assert "#SBATCH" in text and '--dask "slurm:$YML"' in text and "LOTTERY_CACHE_DIR" in text
+    assert subprocess.run(["bash", "-n", str(REPO / "cluster" / "driver.sbatch")]).returncode == 0
+
+
+def test_a_failed_task_does_not_abandon_the_others(mirror, tmp_path, monkeypatch):
+    from distributed import Client, LocalCluster
+    from tqdm import tqdm
+
+    calls = []
+
+    def fake_run_job(job, root):
+        calls.append(job.seed)
+        if job.seed == 1:
+            raise ValueError("boom")
+        time.sleep(0.5)
+        return [{"seed": job.seed}]
+
+    monkeypatch.setattr(cluster, "run_job", fake_run_job)   # in-process workers see the patch
+    run = selection.chapter_settings("smoke")
+    jobs = [runner.ticket_jobs(run.settings, ["books"], [s], (), 1)[0][0] for s in (0, 1, 2)]
+    with LocalCluster(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None) as lc, \
+            Client(lc) as client:
+        with pytest.raises(cluster.ClusterError, match=r"1 of 3 Dask tasks failed .*: boom"):
+            cluster.run_on_dask(client, jobs, RunStore(tmp_path), tqdm(disable=True))
+    assert sorted(set(calls)) == [0, 1, 2] and calls.count(1) == 1 + cluster.RETRIES
+
+
+def test_no_worker_for_the_timeout_stops_the_command(monkeypatch):
+    class NoWorkers:
+        def scheduler_info(self):
+            return {"workers": {}}
+
+    monkeypatch.setenv("LOTTERY_DASK_NO_WORKER_TIMEOUT", "0")
+    since = cluster._watch(NoWorkers(), None, pending=3)
+    assert since is not None
+    time.sleep(0.01)
+    with pytest.raises(cluster.ClusterError, match="no Dask worker has been connected"):
+        cluster._watch(NoWorkers(), since, pending=3)
+    assert cluster._watch(NoWorkers(), since, pending=0) is None

@@ -274,12 +274,15 @@ def test_corrupted_cached_file_says_which_to_delete(mirror, tmp_path, monkeypatc
     assert f"delete {cached / 'books.task.test'}" in str(info.value)
 
 
-def test_user_data_runs_are_keyed_by_file_content(mirror, tmp_path):
+def test_user_data_runs_are_keyed_by_file_content(mirror, tmp_path, monkeypatch):
     """A changed file is a new run; the same bytes again are the old run; a missing file
-    is an error even though its runs exist; digests are cached by size and mtime."""
+    is an error even though its runs exist; digests are cached by size, mtime, inode and
+    ctime."""
     from lottery.data import fingerprint
     from lottery.engine.jobs import ticket_key
     from lottery.engine.store import RunStore
+
+    monkeypatch.setattr(fingerprint, "RACY_NS", 0)   # cache the digests of fresh files too
 
     spec, target = tmp_path / "mine.json", tmp_path / "e.json"
     electronics = mirror / "format-samples/mcauley2014/Electronics_small.json"

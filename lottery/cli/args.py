@@ -129,7 +129,7 @@ def engine_errors(fn):
 
     try:
         return fn()
-    except (ValueError, DataError) as exc:
+    except (ValueError, DataError, cluster.ClusterError) as exc:
         print(f"lottery: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:

@@ -16,10 +16,9 @@ The public API the rest of the project uses:
 
 from lottery.data.download import data_root, ensure_files, MIRROR_ENV
 from lottery.data.errors import (DataError, DataFormatError, DataSettingsError,
-                                 DataUnavailableError, NotEnoughReviewsError,
+                                 DataUnavailableError, DataWarning, NotEnoughReviewsError,
                                  UnknownDomainError)
-from lottery.data.readers import (READERS, DataWarning, ReadReport, Review, read_reviews,
-                                  star_to_label)
+from lottery.data.readers import READERS, ReadReport, Review, read_reviews, star_to_label
 from lottery.data.registry import (DATASETS, FDU_MTL_DOMAINS, DatasetSpec, get_dataset,
                                    paper_name, register_dataset, resolve_domain,
                                    use_display_names)

@@ -28,13 +28,15 @@ from tqdm import tqdm
 
 from lottery import config
 from lottery.data.errors import DataUnavailableError
+from lottery.data.fingerprint import data_file_stat
 from lottery.data.registry import DatasetSpec
 
 MIRROR_ENV = "LOTTERY_DATA_MIRROR"
 _CHUNK = 1 << 20
 
-# (path, size, mtime_ns) -> sha256 already computed in this process.
-_verified: dict[tuple[str, int, int], str] = {}
+# (path, size, mtime_ns, inode, ctime_ns) -> sha256 already computed in this process (the
+# inode and ctime catch a same-size edit with the mtime set back, as in the fingerprints).
+_verified: dict[tuple[str, int, int, int, int], str] = {}
 
 
 def data_root() -> Path:
@@ -62,7 +64,7 @@ def load_checksums(resource: str) -> dict[str, str]:
 
 def sha256_file(path: Path) -> str:
     stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    key = (str(path), stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_ctime_ns)
     if key not in _verified:
         digest = hashlib.sha256()
         with open(path, "rb") as fh:
@@ -75,15 +77,13 @@ def sha256_file(path: Path) -> str:
 def ensure_files(spec: DatasetSpec, relpaths: tuple[str, ...] | list[str]) -> list[Path]:
     """Local, verified paths of ``relpaths`` (entries of ``spec.files``).
 
-    User datasets are only checked for existence. Downloadable ones come from the
+    User datasets are only checked to be non-empty files. Downloadable ones come from the
     mirror if ``LOTTERY_DATA_MIRROR`` is set, else from the cache, downloading the
     dataset's archive first if any file is missing.
     """
     if not spec.downloadable:
-        missing = [p for p in relpaths if not Path(p).is_file()]
-        if missing:
-            raise DataUnavailableError(f"dataset {spec.name!r}: file not found: {missing[0]}. "
-                                       f"Check the paths given when registering it.")
+        for p in relpaths:
+            data_file_stat(p)  # missing, a directory or empty: an error naming the file
         return [Path(p) for p in relpaths]
 
     assert spec.checksums is not None

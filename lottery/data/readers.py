@@ -21,18 +21,15 @@ import json
 import warnings
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Literal
 
-from lottery.data.errors import DataFormatError, DataUnavailableError
+from lottery.data.errors import DataFormatError, DataUnavailableError, DataWarning
 
 OnError = Literal["skip", "raise"]
 _MAX_EXAMPLES = 5
-
-
-class DataWarning(UserWarning):
-    """Issued when malformed records were skipped (``on_error="skip"``)."""
+_COUNTS = ("read", "kept", "neutral", "missing_text", "skipped")  # ReadReport's, in order
 
 
 @dataclass(frozen=True)
@@ -62,6 +59,10 @@ class ReadReport:
         self.skipped += 1
         if len(self.examples) < _MAX_EXAMPLES:
             self.examples.append(str(error))
+
+    def since(self, before: "ReadReport", examples: list[str]) -> "ReadReport":
+        """The counts added after ``before`` (an earlier copy), e.g. one file's own."""
+        return ReadReport(*(getattr(self, f) - getattr(before, f) for f in _COUNTS), examples)
 
     def summary(self) -> str:
         text = (f"read {self.read}, kept {self.kept}, neutral (3 stars) {self.neutral}, "
@@ -115,14 +116,17 @@ class _Emitter:
             raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
         self.source = str(path)
         self.on_error = on_error
-        self.report = report if report is not None else ReadReport()
-        self._skipped_before = self.report.skipped
+        self.report = report if report is not None else ReadReport()  # may be shared by files
+        self._before = replace(self.report, examples=[])
+        self._examples: list[str] = []  # this file's first problems
 
     def error(self, line: int, fld: str, problem: str) -> None:
         err = DataFormatError(self.source, line, fld, problem)
         if self.on_error == "raise":
             raise err
         self.report.add_error(err)
+        if len(self._examples) < _MAX_EXAMPLES:
+            self._examples.append(str(err))
 
     def rated(self, line: int, rating: object, text: object,
               rating_field: str, text_field: str) -> Review | None:
@@ -157,8 +161,10 @@ class _Emitter:
         return Review(label=label, text=text, rating=rating, source=self.source, line=line)
 
     def finish(self) -> None:
-        if self.report.skipped > self._skipped_before:
-            warnings.warn(f"{self.source}: skipped malformed records; {self.report.summary()}",
+        """One ``DataWarning`` with this file's own counts (not the shared report's)."""
+        own = self.report.since(self._before, self._examples)
+        if own.skipped:
+            warnings.warn(f"{self.source}: skipped malformed records; {own.summary()}",
                           DataWarning, stacklevel=3)
 
 
@@ -299,12 +305,6 @@ def read_blitzer(path: str | Path, on_error: OnError = "skip",
     emit.finish()
 
 
-def _raise_csv_field_limit() -> None:
-    """Amazon TSV bodies can exceed csv's default 128 KiB field limit (2**31 - 1 fits a
-    C long on every platform)."""
-    csv.field_size_limit(2**31 - 1)
-
-
 def read_amazon_tsv(path: str | Path, on_error: OnError = "skip",
                     report: ReadReport | None = None) -> Iterator[Review]:
     """Amazon Customer Reviews TSV (header row; ``star_rating``, ``review_body``).
@@ -314,7 +314,7 @@ def read_amazon_tsv(path: str | Path, on_error: OnError = "skip",
     """
     path = Path(path)
     emit = _Emitter(path, on_error, report)
-    _raise_csv_field_limit()
+    csv.field_size_limit(2**31 - 1)  # bodies can exceed the 128 KiB default (fits a C long)
     with open_text(path, newline="") as fh:
         reader = csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
         header = next(reader, None)

@@ -16,6 +16,7 @@ User data, two ways:
 from __future__ import annotations
 
 import json
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,13 +146,53 @@ SPEC_KEYS = ("format", "domains", "aliases", "provenance", "licence")
 DOMAIN_KEYS = ("files", "format", "name")
 
 
-def _spec_from_json(path: Path) -> DatasetSpec:
+class _Object(dict):
+    """A parsed JSON object that remembers the keys given more than once (and how often):
+    ``json`` itself silently keeps the last value."""
+
+    def __init__(self, pairs: list[tuple[str, object]]):
+        super().__init__(pairs)
+        self.repeated = [(k, n) for k, n in Counter(k for k, _ in pairs).items() if n > 1]
+
+
+def _repeated_key(value: object, where: str = "") -> tuple[str, str, int] | None:
+    """(where, key, count) of the first key that an object of the parsed spec repeats;
+    ``where`` is the dotted path of that object ("" at the top level)."""
+    if isinstance(value, _Object) and value.repeated:
+        return (where, *value.repeated[0])
+    if isinstance(value, dict):
+        children = [(f"{where}.{k}" if where else k, v) for k, v in value.items()]
+    elif isinstance(value, list):
+        children = [(f"{where}[{i}]", v) for i, v in enumerate(value)]
+    else:
+        return None
+    for child_where, child in children:
+        found = _repeated_key(child, child_where)
+        if found:
+            return found
+    return None
+
+
+def _load_spec(path: Path) -> object:
+    """The parsed spec; unreadable, invalid JSON or a repeated key: one-line error."""
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_Object)
     except (OSError, UnicodeDecodeError) as exc:
         raise DataSettingsError(f"{path}: cannot read the dataset spec ({exc})") from None
     except ValueError as exc:
         raise DataSettingsError(f"{path}: not valid JSON ({exc})") from None
+    repeated = _repeated_key(raw)
+    if repeated:
+        where, key, count = repeated
+        times = "twice" if count == 2 else f"{count} times"
+        place = f'in "{where}"' if where else "at the top level"
+        raise DataSettingsError(f"{path}: key {key!r} appears {times} {place} (JSON would keep "
+                                f"only the last); give each key once")
+    return raw
+
+
+def _spec_from_json(path: Path) -> DatasetSpec:
+    raw = _load_spec(path)
     if not isinstance(raw, dict) or not isinstance(raw.get("domains"), dict):
         raise DataSettingsError(f'{path}: a dataset spec is a JSON object with "domains": '
                                 f'{{name: [files]}} (see the README, "Your own reviews")')
@@ -189,8 +230,13 @@ def get_dataset(name: str) -> DatasetSpec:
     """The registered spec, or one read from a ``*.json`` spec file path."""
     if name in DATASETS:
         return DATASETS[name]
-    if name.endswith(".json") and Path(name).expanduser().is_file():
-        return _spec_from_json(Path(name).expanduser())
+    if name.endswith(".json"):
+        path = Path(name).expanduser()
+        if path.is_dir():
+            raise DataSettingsError(f"{name}: is a directory, expected a JSON dataset spec file")
+        if not path.is_file():
+            raise DataSettingsError(f"{name}: dataset spec file does not exist")
+        return _spec_from_json(path)
     raise UnknownDomainError(f"unknown dataset {name!r}; registered: {sorted(DATASETS)} "
                              f"(or give the path of a JSON dataset spec)")
 

@@ -18,11 +18,15 @@ Choices the paper leaves open, fixed here:
   and the size of the embedding table.
 
 Models are cached on disk as ``cache_dir()/vocab/<sha256>.model``, keyed by the
-training texts and the settings that shape the model, and in-process.
+training texts and the settings that shape the model, and in-process. A small index
+(``vocab/index/``) notes which model belongs to which data settings and content, so a
+process finds it without reading every domain's reviews again.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import hashlib
 import io
 import json
@@ -35,6 +39,8 @@ import sentencepiece as spm
 import torch
 
 from lottery import config, data as lottery_data
+from lottery.data.errors import DataUnavailableError
+from lottery.data.fingerprint import data_fingerprint
 
 _MAX_SENTENCE_BYTES = 1 << 16
 
@@ -95,6 +101,11 @@ class Vocab:
         """The pieces of ``ids``, for display."""
         return [self._sp.id_to_piece(int(i)) for i in ids]
 
+    @property
+    def digest(self) -> str:
+        """SHA-256 of the model bytes (what encoded data is keyed by)."""
+        return hashlib.sha256(self._proto).hexdigest()
+
     def __getstate__(self) -> dict:  # picklable, e.g. for DataLoader workers
         return {"model_proto": self._proto, "path": self.path}
 
@@ -140,24 +151,59 @@ def vocab_key(texts: Sequence[str], vocab: config.VocabSettings) -> str:
     return digest.hexdigest()
 
 
+def _index_path(data: config.DataSettings, vocab: config.VocabSettings, cache: Path) -> Path:
+    """Where the model key of (data settings, data content, vocab settings) is noted, so
+    that a process that needs the vocabulary does not read every domain's reviews to
+    find it (each cluster worker would otherwise do so). The data's content enters
+    through :func:`data_fingerprint` (user files) or the dataset's pinned checksums."""
+    ident = {"data": dataclasses.asdict(data), "content": data_fingerprint(data),
+             "vocab": _trainer_options(vocab), "sentencepiece": spm.__version__}
+    digest = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
+    return cache / "vocab" / "index" / f"{digest[:32]}.json"
+
+
+def _write_model(path: Path, proto: bytes) -> None:
+    """Write-then-rename: a concurrent reader never sees half a model; a full disk
+    leaves no ``.part`` file behind and says which file it could not write."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(proto)
+        os.replace(tmp, path)
+    except OSError as exc:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        if exc.errno in (errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", 122)):
+            raise DataUnavailableError(f"{path}: cannot write the vocabulary (no space left: disk full, "
+                                       f"quota or file-size limit); free some space or set "
+                                       f"LOTTERY_CACHE_DIR to a larger disk") from None
+        raise
+
+
 def shared_vocab(data: config.DataSettings, vocab: config.VocabSettings) -> Vocab:
     """The shared vocabulary for ``data.domains``, trained once and cached (disk + memory)."""
     cache = config.cache_dir()
     memo_key = (data, vocab, str(cache))
     if memo_key in _memory:
         return _memory[memo_key]
-    texts = training_texts(data)
-    path = cache / "vocab" / f"{vocab_key(texts, vocab)}.model"
-    if path.is_file():
-        result = Vocab.load(path)
+    index = _index_path(data, vocab, cache)
+    known = cache / "vocab" / f"{index.read_text().strip()}.model" if index.is_file() else None
+    if known is not None and known.is_file():
+        result = Vocab.load(known)
     else:
-        proto = train_vocab(texts, vocab)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Write-then-rename: a concurrent reader never sees half a model.
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(proto)
-        os.replace(tmp, path)
-        result = Vocab(proto, path)
+        texts = training_texts(data)
+        path = cache / "vocab" / f"{vocab_key(texts, vocab)}.model"
+        if path.is_file():
+            result = Vocab.load(path)
+        else:
+            proto = train_vocab(texts, vocab)
+            _write_model(path, proto)
+            result = Vocab(proto, path)
+        try:
+            index.parent.mkdir(parents=True, exist_ok=True)
+            index.write_text(path.stem)
+        except OSError:           # a read-only cache only costs the speed-up
+            pass
     _memory[memo_key] = result
     return result

@@ -21,22 +21,20 @@ dropout noise (common random numbers), so strategies differ only by mask and ini
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, NamedTuple, Sequence, Union
+from typing import Any, Callable, Sequence, Union
 
 import torch
 
-from lottery.config import DataSettings, ExperimentSettings, VocabSettings, strategies as strat
-from lottery.data import load_splits
-from lottery.data.fingerprint import data_fingerprint
-from lottery.data.vocab import shared_vocab
+from lottery.config import ExperimentSettings, strategies as strat
+from lottery.data.fingerprint import run_data_key
+from lottery.engine.encoded import DomainData, domain_data
 from lottery.engine.masks import Mask, full_mask, overall_sparsity
 from lottery.engine.model import init_model
+from lottery.engine.recovery import readable, repairing
 from lottery.engine.starts import derive_seed, initial_model, next_mask
 from lottery.engine.store import RunDir, RunStore
-from lottery.engine.train import EncodedSplit, TrainResult, encode_split, train_models
-from lottery.engine.recovery import readable, repairing
+from lottery.engine.train import TrainResult, train_models
 from lottery.experiment.labels import strategy_key
 
 
@@ -49,37 +47,12 @@ ENGINE_VERSION = 2
 Report = Callable[[dict[str, Any]], None]
 
 
-class DomainData(NamedTuple):
-    vocab: Any
-    train: EncodedSplit
-    val: EncodedSplit
-    test: EncodedSplit
-
-
-def domain_data(data: DataSettings, vocab_settings: VocabSettings, domain: str) -> DomainData:
-    """A domain's splits encoded with the shared vocabulary (cached per process and data
-    content, so a changed file is read again)."""
-    return _domain_data(data, vocab_settings, domain, data_fingerprint(data))
-
-
-@lru_cache(maxsize=32)
-def _domain_data(data: DataSettings, vocab_settings: VocabSettings, domain: str,
-                 content: str | None) -> DomainData:
-    vocab = shared_vocab(data, vocab_settings)
-    splits = load_splits(data, domain)
-    enc = [encode_split(vocab, df["text"].tolist(), df["label"].tolist(), vocab_settings.max_len)
-           for df in (splits.train, splits.val, splits.test)]
-    return DomainData(vocab, *enc)
-
-
 def ticket_key(settings: ExperimentSettings, domain: str, seed: int) -> dict[str, Any]:
     """Everything a ticket run's numbers depend on (hashed into its directory name)."""
-    key = {"engine": ENGINE_VERSION, "data": settings.data, "vocab": settings.vocab, "model": settings.model,
-           "train": settings.train, "prune": settings.prune, "domain": domain, "seed": seed}
-    files = data_fingerprint(settings.data)   # user datasets: keyed by content, not paths
-    if files is not None:
-        key["data_files"] = files
-    return key
+    # user datasets: keyed by the files' content and formats, not by where the spec and files are
+    return {"engine": ENGINE_VERSION, **run_data_key(settings.data), "vocab": settings.vocab,
+            "model": settings.model, "train": settings.train, "prune": settings.prune, "domain": domain,
+            "seed": seed}
 
 
 def transfer_key(settings: ExperimentSettings, source: str, target: str, seed: int,
@@ -110,7 +83,8 @@ def _keyed(metrics: dict[str, Any]) -> dict[str, Any]:
 def _metrics(res: TrainResult, mask: Mask, reference: Mask, **fields: Any) -> dict[str, Any]:
     return {**fields, "sparsity": overall_sparsity(mask, reference), "val_acc": res.val_acc,
             "test_acc": res.test_acc, "test_positive_share": res.test_positive_share, "epochs": res.best_epoch, "epochs_run": res.epochs_run,
-            "seconds": round(res.seconds, 3), "val_history": res.history}
+            "seconds": round(res.seconds, 3), "val_history": res.history,
+            "device_name": res.device_name}
 
 
 def _train(settings: ExperimentSettings, data: DomainData, keys: list[str], masks: list[Mask],
@@ -297,6 +271,8 @@ class TransferChain:
     target: str
     seed: int
     strategy: str = "masks_reset"
+    #: Only these rounds (a Dask task per round; same run folder, same numbers).
+    only_rounds: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         strat.check([self.strategy], "transfer")
@@ -307,7 +283,8 @@ class TransferChain:
     def rounds(self) -> list[int]:
         """The source rounds whose masks are transferred (``transfer_rounds``, else all)."""
         chosen = self.settings.transfer_rounds
-        return [r for r in range(1, self.settings.prune.rounds + 1) if chosen is None or r in chosen]
+        return [r for r in range(1, self.settings.prune.rounds + 1) if (chosen is None or r in chosen)
+                and (self.only_rounds is None or r in self.only_rounds)]
 
     @property
     def steps(self) -> list[str]:

@@ -161,12 +161,12 @@ def _run_on(executor: Executor, jobs: list[Job], store: RunStore, events: Any, b
 
 
 def ticket_jobs(settings: ExperimentSettings, domains: Sequence[str], seeds: Sequence[int],
-                keys: Sequence[str], workers: int) -> list[list[TicketChain]]:
+                keys: Sequence[str], workers: int, finer: bool = False) -> list[list[TicketChain]]:
     """The ticket chains to run, in waves. Controls run only in ``control_domains``.
 
-    When the chains do not divide among the workers (e.g. 3 seeds on 2 cores), finer
-    jobs balance them: every round 0 first, then one chain per (domain, seed, strategy).
-    Same steps, same numbers. Stacked strategies must stay together. ``settings`` are
+    When the chains do not divide among the workers (e.g. 3 seeds on 2 cores), or
+    ``finer`` (on Dask, whose workers come and go), finer jobs balance them: every round 0
+    first, then one chain per (domain, seed, strategy). Same steps, same numbers. Stacked strategies must stay together. ``settings`` are
     resolved here if they are not yet; ``domains``, ``seeds`` and ``keys`` are trusted
     (:func:`lottery.experiment.validate.select` checks them).
     """
@@ -177,7 +177,7 @@ def ticket_jobs(settings: ExperimentSettings, domains: Sequence[str], seeds: Seq
         return tuple(k for k in keys if not strat.strategy(k).control or controls is None or d in controls)
 
     jobs = [TicketChain(settings, d, s, for_domain(d)) for d in domains for s in seeds]
-    if (workers > 1 and len(jobs) % workers and any(len(j.strategies) > 1 for j in jobs)
+    if ((finer or (workers > 1 and len(jobs) % workers)) and any(len(j.strategies) > 1 for j in jobs)
             and not settings.train.stack_strategies):
         return [[TicketChain(settings, j.domain, j.seed, ()) for j in jobs],
                 [TicketChain(settings, j.domain, j.seed, (k,)) for j in jobs for k in j.strategies]]
@@ -220,7 +220,8 @@ def _tickets(settings: ExperimentSettings, domains: Sequence[str], seeds: Sequen
     n = len(domains) * len(seeds) * max(1, len(keys))
     waves = ticket_jobs(settings, domains, seeds, keys,
                         workers or (1 if executor else default_workers(n, settings.train.device,
-                                                                       settings.train.threads)))
+                                                                       settings.train.threads)),
+                        finer=executor is not None and cluster.is_dask(executor))
     for wave in waves[:-1]:    # round 0 alone: its chains have no rows of their own
         run_jobs(wave, store, executor, workers, progress, "tickets", counts)
     return results_frame(run_jobs(waves[-1], store, executor, workers, progress, "tickets", counts))

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lottery.config import ModelSettings, TrainSettings
+from lottery.engine.devices import check_device, deterministic, device_name
 from lottery.engine.masks import Mask, apply_mask
 from lottery.engine.model import TextCNN, pad_length
 from lottery.engine.stacked import StackedTextCNN
@@ -176,6 +177,7 @@ class TrainResult:
     history: list[float] = field(default_factory=list)   # validation accuracy per epoch
     test_positive_share: float = float("nan")   # share of test reviews predicted positive
     state: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)  # best weights
+    device_name: str = ""   # the GPU's or CPU's model (lottery.engine.devices.device_name)
 
 
 def make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
@@ -254,9 +256,13 @@ def train_models(models: Sequence[TextCNN], masks: Sequence[Mask], train: Encode
     best epoch are restored and evaluated on the test split. Everything random (batch
     order, dropout) derives from ``seed``, so the same call gives the same numbers, and
     the K models see the same batches and dropout noise as K separate calls would.
+    On CUDA the kernels are deterministic (:func:`lottery.engine.devices.deterministic`);
+    a device this process cannot use is a one-line ``ValueError``. Each result names
+    the device's model (``device_name``).
     """
     device, amp, k = settings.device, settings.autocast_dtype, len(models)
-    with intra_op_threads(settings.threads):
+    check_device(device)
+    with intra_op_threads(settings.threads), deterministic(device):
         for model, mask in zip(models, masks):
             apply_mask(model, mask)
         net = as_network(models).to(device)
@@ -282,9 +288,10 @@ def train_models(models: Sequence[TextCNN], masks: Sequence[Mask], train: Encode
         tested = evaluate(as_network(models).to(device), test, max_len, settings.eval_batch_size,
                           device, amp)
         seconds = time.perf_counter() - start
+        name = device_name(device)
     return [TrainResult(val_acc=best.acc[i], test_acc=tested[i][0], best_epoch=best.epoch[i],
                         epochs_run=len(best.history[i]), seconds=seconds / k, history=best.history[i],
-                        test_positive_share=tested[i][1],
+                        test_positive_share=tested[i][1], device_name=name,
                         state={n: t.detach().cpu().clone() for n, t in models[i].state_dict().items()})
             for i in range(k)]
 

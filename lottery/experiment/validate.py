@@ -23,6 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence
 
+import torch
+
 from lottery import config
 from lottery.config import ExperimentSettings, hparams, strategies as strategy_table
 from lottery.data import get_dataset, resolve_domain
@@ -157,6 +159,20 @@ def _pairs(n: _Names, name: str, pairs: Any, dataset: str, allowed: Sequence[str
     return tuple(dict.fromkeys(out))
 
 
+def _device(n: _Names, name: str, value: Any) -> None:
+    """A torch device; a CUDA one needs a torch built with CUDA. Whether a GPU is visible
+    is checked where the training runs (``lottery.engine.devices.check_device``): a
+    client (a Slurm login node) may have none while its workers do."""
+    _text(n, name, value)
+    try:
+        kind = torch.device(value).type
+    except RuntimeError:
+        raise n.error(name, f" must be a torch device (cpu, cuda, cuda:N), got {value!r}") from None
+    if kind == "cuda" and not torch.backends.cuda.is_built():
+        raise ValueError(f"{name}={value!r} but this torch ({torch.__version__}) has no CUDA; "
+                         f"install a CUDA build (docs/gpu.md) or use {name}=cpu")
+
+
 def _strategies(n: _Names, name: str, names: Any, procedure: str) -> tuple[str, ...]:
     if isinstance(names, str) or not isinstance(names, (list, tuple)):
         raise n.error(name, f" must be a list of strategy names, got {names!r}")
@@ -193,7 +209,7 @@ def _check_numbers(n: _Names, settings: ExperimentSettings) -> None:
     _number(n, "train.weight_decay", t.weight_decay, 0.0)
     _number(n, "model.he_a", m.he_a, 0.0)
     _fraction(n, "model.embed_dropout", m.embed_dropout, closed_low=True, closed_high=False)
-    _text(n, "train.device", t.device)
+    _device(n, "train.device", t.device)
     _choice(n, "train.autocast_dtype", t.autocast_dtype)
     _bool(n, "train.stack_strategies", t.stack_strategies)
     _bool(n, "prune.prune_biases", p.prune_biases)
