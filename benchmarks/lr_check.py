@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from lottery import config
-from lottery.engine import cost, runner
+from lottery.engine import devices, runner
 from lottery.engine.store import RunStore
 from lottery.experiment import validate
 
@@ -59,7 +59,7 @@ def main(store_root: str = ".cache/lr-check") -> int:
     best = max(rows, key=lambda r: r["val_acc_mean"])
     out = {"domains": DOMAINS, "seeds": SEEDS, "epochs": 8, "criterion": "mean validation accuracy",
            "rows": rows, "chosen_lr": best["lr"], "course_lr": config.get_profile("course").train.lr,
-           "cpu": cost.cpu_model(), "python": platform.python_version(),
+           "cpu": devices.cpu_model(), "python": platform.python_version(),
            "seconds": round(time.perf_counter() - start, 1)}
     Path("benchmarks/results").mkdir(parents=True, exist_ok=True)
     Path("benchmarks/results/lr_check.json").write_text(json.dumps(out, indent=1))

@@ -28,7 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 from lottery import config
-from lottery.engine import cost, runner
+from lottery.engine import devices, runner
 from lottery.experiment import validate
 from lottery.stats import inference as inf
 from lottery.stats.analysis import MODERATE
@@ -71,7 +71,7 @@ def main() -> int:
     start = time.perf_counter()
     shared = _run(0, SEEDS)
     varied = pd.concat([_run(100 + s, (s,)) for s in SEEDS], ignore_index=True)
-    out = {"domain": DOMAIN, "seeds": SEEDS, "cpu": cost.cpu_model(),
+    out = {"domain": DOMAIN, "seeds": SEEDS, "cpu": devices.cpu_model(),
            "shared split (split_seed 0)": _tests(shared),
            "split per seed (split_seed 100 + seed)": _tests(varied),
            "seconds": round(time.perf_counter() - start, 1)}

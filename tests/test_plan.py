@@ -79,10 +79,79 @@ def test_lottery_plan_prints_trainings_flops_and_projections(capsys, mirror):
     assert cli.main(["plan", "smoke", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["total_trainings"] == sum(out["trainings"].values()) > 0
+    # every chapter that trains is in the total, the federated and ablation ones included
+    assert {"tickets", "transfer", "ablation", "federated"} <= set(out["chapters"])
+    assert out["total_flops"] == pytest.approx(sum(c["flops"] for c in out["chapters"].values()))
+    assert out["total_trainings"] == sum(c["trainings"] for c in out["chapters"].values())
     assert out["this_machine"]["measured_flops_per_worker"] > 0
-    assert out["gpu"]["projected_hours"] > 0 and out["this_machine"]["projected_hours"] > 0
+    assert out["this_machine"]["projected_hours"] > 0 and out["this_machine"]["basis"]
+    assert out["this_machine"]["projected_hours"] == pytest.approx(
+        sum(c["hours_here"] for c in out["chapters"].values()))
+    # the GPU: a range of assumed efficiencies (2-10% of the TF32 peak), not one figure
+    g = out["gpu"]
+    assert g["basis"] == "assumed" and g["efficiency"] == [0.10, 0.02]
+    fast, slow = g["projected_hours"]
+    assert 0 < fast < slow == pytest.approx(5 * fast)
     assert cli.main(["plan", "smoke", "--gpu", "A100"]) == 0
-    assert "A100" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "A100" in text and "assumption, not a measurement" in text
+    rows = {line.split()[0]: line for line in text.splitlines()[2:7]}
+    assert {"tickets", "transfer", "ablation", "federated"} <= set(rows)
+
+
+def test_the_book_workload_counts_the_ablation_and_federated_chapters():
+    from lottery.federated import jobs as federated_jobs
+    from lottery.stats import ablation
+
+    for name in ("course", "paper"):
+        p = config.get_profile(name)
+        loads = {ld.chapter: ld for ld in plan.profile_workload(p, lambda s: 100.0)}
+        counts = plan.profile_networks(p)
+        assert counts == {c: ld.count for c, ld in loads.items() if ld.count}
+        assert set(counts) == {"tickets", "transfer", "ablation", "federated"}
+        # chapters that only read the stored runs add nothing
+        assert all(loads[c].count == 0 for c in ("phase", "verdict", "intro"))
+        # the ablation's variants on one domain, TICKET-RESET and TICKET-RANDOM (the
+        # unchanged profile's runs are the ticket chapter's)
+        variants = len(ablation.select(None))
+        assert counts["ablation"] == variants * len(p.seeds) * (1 + 2 * p.prune.rounds) > 0
+        assert counts["federated"] == len(federated_jobs.tasks(p)) > 0
+        fed = loads["federated"]
+        assert fed.flops == pytest.approx(fed.count * cost.federated_flops(p, 100.0))
+        assert loads["ablation"].flops == pytest.approx(counts["ablation"] * cost.flops_per_network(p, 100.0))
+        # a federated training: comm_rounds × local_epochs passes over the training
+        # reviews, and the referee's validation and test passes after every round
+        f, d = p.federated, p.data
+        assert cost.federated_flops(p, 100.0) == pytest.approx(cost.forward_flops(p.model, 100.0) * (
+            3 * f.comm_rounds * f.local_epochs * d.n_train + (f.comm_rounds + 1) * (d.n_val + d.n_test)))
+    paper = {ld.chapter: ld.flops for ld in plan.profile_workload(config.get_profile("paper"), lambda s: 156.6)}
+    assert 200e15 < paper["federated"] < 230e15      # issue item 10: ~217 PFLOP, left out before
+
+
+def test_the_cpu_projection_is_calibrated_on_stored_trainings_of_the_same_kind(tmp_path):
+    from lottery.engine.store import RunStore
+
+    store = RunStore(tmp_path / "runs")
+    s = config.get_profile("smoke")
+    loads = plan.profile_workload(s, lambda s: 100.0)
+    by = {ld.chapter: ld for ld in loads}
+    probe = 1e9
+    cold = plan.cpu_projection(loads, store, lambda s: 100.0, probe, cores=2)
+    assert cold.calibrated == cold.samples == 0 and cold.probed == sum(ld.count for ld in loads)
+    assert cold.seconds["federated"] == pytest.approx(by["federated"].flops / (probe * 2))
+    for n in by["tickets"].networks:           # the ticket chapter's networks took 3 s each
+        folder = n.job.path(store) / n.step
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "metrics.json").write_text(json.dumps({"seconds": 3.0}))
+    warm = plan.cpu_projection(loads, store, lambda s: 100.0, probe, cores=2)
+    assert warm.samples == by["tickets"].count
+    assert warm.seconds["tickets"] == pytest.approx(3.0 * by["tickets"].count / 2)   # 2 at a time
+    # single-threaded networks of other chapters are timed by the same seconds per FLOP;
+    # federated tasks and 2-thread networks (the ablation's float_order) have none stored
+    assert warm.seconds["transfer"] == pytest.approx(by["transfer"].count * 3.0 / 2)
+    assert warm.seconds["federated"] == cold.seconds["federated"]
+    assert warm.probed == by["federated"].count + sum(n.settings.train.threads > 1 for n in by["ablation"].networks)
+    assert warm.calibrated + warm.probed == cold.probed
 
 
 def test_the_gpu_check_runs_dry_on_the_cpu():

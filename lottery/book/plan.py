@@ -15,19 +15,26 @@ Transfer work includes the source tickets and the targets' own TICKET-RESET runs
 federated work includes the ticket runs its tasks read
 (:meth:`lottery.federated.jobs.FederatedTask.ticket_chains`). Which work a chapter does is a
 column of the chapter table (:data:`lottery.book.chapters.CHAPTERS`).
+
+A profile's whole book (``lottery plan PROFILE``): :func:`book_networks` lists, per chapter
+that trains (tickets, transfer, ablation, federated), the trainings it adds to the ones
+before it; :func:`profile_workload` adds their dense FLOPs (:mod:`lottery.engine.cost`:
+a federated training counts its communication rounds × local epochs), and
+:func:`cpu_projection` times them from the seconds the stored trainings of the same kind
+recorded, falling back to a probe of this machine (a lower bound) where none is stored.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
 
 from lottery.book import notebook
-from lottery.book.chapters import CHAPTER_WORK
+from lottery.book.chapters import CHAPTER_WORK, EXECUTION_ORDER
 from lottery.config import ExperimentSettings, strategies as strat
-from lottery.engine import jobs as procedures, runner
+from lottery.engine import cost as cost_model, jobs as procedures, runner
 from lottery.engine.cost import work_per_network
 from lottery.engine.store import RunStore, load_json
 from lottery.experiment import selection, validate as experiment
@@ -206,23 +213,159 @@ def glue_exercise_costs(run: Any, chapter: str, exercises: Mapping[str, Mapping[
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def profile_networks(settings: ExperimentSettings) -> dict[str, int]:
-    """Trainings of a profile's book grid: ticket finding, the transfer tasks, then the
-    federated tasks (the source, target and server tickets they read are among the ticket
-    trainings). A federated training is ``comm_rounds × local_epochs`` epochs of
-    federated averaging, not ``max_epochs`` (see :func:`network_work`)."""
+# ------------------------------------------------------------------ a profile's whole book
 
+@dataclass(frozen=True)
+class Network:
+    """One training of a book: its job (a chain or a federated task), the job's
+    resolved settings and the step (one network, or one federated training)."""
+
+    job: Any
+    settings: ExperimentSettings
+    step: str
+
+    @property
+    def federated(self) -> bool:
+        return isinstance(self.job, federated_jobs.FederatedTask)
+
+
+@dataclass(frozen=True)
+class ChapterLoad:
+    """The trainings a chapter adds to a profile's book (those no chapter before it, in
+    execution order, trained: it loads the others from the run store) and their FLOPs."""
+
+    chapter: str
+    networks: tuple[Network, ...]
+    flops: float
+
+    @property
+    def count(self) -> int:
+        return len(self.networks)
+
+
+def _chapter_jobs(s: ExperimentSettings, chapter: str) -> list[tuple[Any, ExperimentSettings]]:
+    """The jobs ``chapter`` runs with its default parameters (the profile's domains,
+    seeds and pairs; the ablation's course set of variants), as the book executes it."""
+    out = []
+    for work in CHAPTER_WORK[chapter]:
+        pairs = federated_jobs.pairs_of(s) if work == "federated" else s.transfer_pairs
+        seeds = experiment.ticket_seeds(s) if work == "tickets" else s.seeds
+        out += chains(s, work, s.data.domains, seeds, pairs)
+    return out
+
+
+def book_networks(settings: ExperimentSettings) -> dict[str, tuple[Network, ...]]:
+    """Every chapter that trains (:data:`~lottery.book.chapters.CHAPTER_WORK`), in
+    execution order, with the trainings it adds: a round 0 shared by strategies, or a
+    ticket run that the transfer, ablation and federated chapters read, counts once, in
+    the chapter that trains it first. Chapters that only read (phase, verdict, intro)
+    add none."""
     s = experiment.resolve(settings)
     nowhere = RunStore("/nonexistent/lottery-plan")   # only folder names are computed
     seen: set[tuple[str, str]] = set()
     out = {}
-    for work, pairs in (("tickets", ()), ("transfer", s.transfer_pairs),
-                        ("federated", federated_jobs.pairs_of(s))):
-        before = len(seen)
-        seeds = experiment.ticket_seeds(s) if work == "tickets" else s.seeds
-        for chain, _ in chains(s, work, s.data.domains, seeds, pairs):
-            seen |= {(chain.path(nowhere).name, step) for step in chain.steps}
-        out[work] = len(seen) - before
+    for chapter in EXECUTION_ORDER:
+        if not CHAPTER_WORK[chapter]:
+            continue
+        new = []
+        for job, js in _chapter_jobs(s, chapter):
+            for step in job.steps:
+                key = (job.path(nowhere).name, step)
+                if key not in seen:
+                    seen.add(key)
+                    new.append(Network(job, js, step))
+        out[chapter] = tuple(new)
     return out
 
 
+def network_flops(n: Network, tokens: float) -> float:
+    """Dense training FLOPs of one training (:mod:`lottery.engine.cost`)."""
+    return (cost_model.federated_flops(n.settings, tokens) if n.federated
+            else cost_model.flops_per_network(n.settings, tokens))
+
+
+def review_lengths(tokens: Callable[[ExperimentSettings], float] = cost_model.tokens_per_review
+                   ) -> Callable[[ExperimentSettings], float]:
+    """``tokens`` (mean review length in subword pieces,
+    :func:`lottery.engine.cost.tokens_per_review`) asked once per data and vocabulary
+    setting: an ablation variant may change the review length, most jobs share it."""
+    lengths: dict[Any, float] = {}
+
+    def length(s: ExperimentSettings) -> float:
+        key = (s.data, s.vocab)
+        if key not in lengths:
+            lengths[key] = tokens(s)
+        return lengths[key]
+
+    return length
+
+
+def profile_workload(settings: ExperimentSettings, tokens: Callable[[ExperimentSettings], float]
+                     ) -> list[ChapterLoad]:
+    """:func:`book_networks` with their FLOPs (``tokens``: see :func:`review_lengths`)."""
+    return [ChapterLoad(c, nets, sum(network_flops(n, tokens(n.settings)) for n in nets))
+            for c, nets in book_networks(settings).items()]
+
+
+def profile_networks(settings: ExperimentSettings) -> dict[str, int]:
+    """Trainings of a profile's book per chapter that adds any (:func:`book_networks`):
+    ticket finding, the transfer tasks, the ablation's variants and the federated tasks
+    (the source, target, server and base ticket runs they read are counted where they
+    are first trained). A federated training is ``comm_rounds × local_epochs`` epochs of
+    federated averaging, not ``max_epochs`` (see :func:`network_work`)."""
+    return {c: len(nets) for c, nets in book_networks(settings).items() if nets}
+
+
+def measured_rate(networks: Sequence[Network], store: Any, tokens: Callable[[ExperimentSettings], float]
+                  ) -> tuple[float, int] | None:
+    """Seconds per FLOP of the stored ones among ``networks`` (their recorded training
+    ``seconds`` summed, over their FLOPs summed), and how many there were; None if none."""
+    seconds, flops, n = 0.0, 0.0, 0
+    for net in networks:
+        metrics = net.job.path(store) / net.step / "metrics.json"
+        if metrics.exists():
+            seconds += float(load_json(metrics).get("seconds", 0.0))
+            flops += network_flops(net, tokens(net.settings))
+            n += 1
+    return (seconds / flops, n) if n and flops > 0 and seconds > 0 else None
+
+
+@dataclass(frozen=True)
+class CpuProjection:
+    """Projected wall seconds per chapter on this machine, from an empty run store."""
+
+    seconds: dict[str, float]
+    calibrated: int   # trainings timed from stored trainings of their kind
+    samples: int      # the stored trainings those times come from
+    probed: int       # trainings timed by the probe instead (a lower bound)
+
+
+def _kind(n: Network) -> tuple[bool, int]:
+    return n.federated, n.settings.train.threads
+
+
+def cpu_projection(loads: Sequence[ChapterLoad], store: Any, tokens: Callable[[ExperimentSettings], float],
+                   probe_rate: float, cores: int) -> CpuProjection:
+    """Each training's FLOPs × the seconds per FLOP that the stored trainings of its kind
+    recorded (:func:`measured_rate`; kinds: federated or not, and ``train.threads``).
+    Networks run ``cores // threads`` at a time; a federated task's recorded seconds are
+    its wall time (its clients spread over the cores), and tasks run one after another.
+    A kind with nothing stored falls back to the probe's single-thread FLOP/s
+    (``probe_rate``) on every core: a lower bound."""
+    groups: dict[tuple[bool, int], list[Network]] = {}
+    for load in loads:
+        for n in load.networks:
+            groups.setdefault(_kind(n), []).append(n)
+    rates = {k: measured_rate(v, store, tokens) for k, v in groups.items()}
+    seconds, calibrated, probed = {}, 0, 0
+    for load in loads:
+        total = 0.0
+        for n in load.networks:
+            rate, flops = rates[_kind(n)], network_flops(n, tokens(n.settings))
+            if rate is None:
+                total, probed = total + flops / (probe_rate * cores), probed + 1
+                continue
+            at_once = 1 if n.federated else max(1, cores // n.settings.train.threads)
+            total, calibrated = total + flops * rate[0] / at_once, calibrated + 1
+        seconds[load.chapter] = total
+    return CpuProjection(seconds, calibrated, sum(r[1] for r in rates.values() if r), probed)

@@ -12,7 +12,7 @@ import pandas as pd
 
 from lottery import config
 from lottery.book.layout import TIMINGS_FILE
-from lottery.engine.cost import cpu_model
+from lottery.engine.devices import cpu_model
 
 
 # ---------------------------------------------------------------------------- run info

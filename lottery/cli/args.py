@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from lottery import config
@@ -27,6 +29,19 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
     return value
+
+
+def csv_path(text: str) -> str:
+    """An argparse type: a file that can be created (checked before any training, so a
+    typo in the folder does not surface after hours of work)."""
+    path = Path(text).expanduser()
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; give a file name such as {path / 'results.csv'}")
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"the folder {path.parent} does not exist")
+    if not os.access(path.parent, os.W_OK):
+        raise argparse.ArgumentTypeError(f"the folder {path.parent} is not writable")
+    return str(path)
 
 
 def profile_settings(args: argparse.Namespace) -> config.ExperimentSettings:
@@ -58,7 +73,7 @@ def add_store_args(p: argparse.ArgumentParser) -> None:
 def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=int, nargs="+", help="seeds (default: the profile's)")
     add_store_args(p)
-    p.add_argument("--csv", help="also write the results table to this CSV file")
+    p.add_argument("--csv", type=csv_path, help="also write the results table to this CSV file")
     add_dask_arg(p)
 
 

@@ -214,6 +214,10 @@ def _spec_from_json(path: Path) -> DatasetSpec:
         if isinstance(entry, str) or not isinstance(entry, list) or not entry:
             raise DataSettingsError(f"{path}: domains.{d}: expected a non-empty list of files, "
                                     f"got {entry!r}")
+        bad = [p for p in entry if not isinstance(p, str) or not p.strip()]
+        if bad:
+            raise DataSettingsError(f"{path}: domains.{d}: every file must be a path (a string), "
+                                    f"got {bad[0]!r}")
         files[d] = [p if Path(p).is_absolute() else str(path.parent / p) for p in entry]
     fmt = raw.get("format")
     if fmt is None:
@@ -237,6 +241,9 @@ def get_dataset(name: str) -> DatasetSpec:
         if not path.is_file():
             raise DataSettingsError(f"{name}: dataset spec file does not exist")
         return _spec_from_json(path)
+    if Path(name).expanduser().is_dir():
+        raise DataSettingsError(f"{name}: is a directory, expected a registered dataset "
+                                f"{sorted(DATASETS)} or a JSON dataset spec file in it")
     raise UnknownDomainError(f"unknown dataset {name!r}; registered: {sorted(DATASETS)} "
                              f"(or give the path of a JSON dataset spec)")
 

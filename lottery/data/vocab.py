@@ -31,6 +31,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -129,8 +130,17 @@ def train_vocab(texts: Sequence[str], vocab: config.VocabSettings) -> bytes:
     if not texts:
         raise ValueError("cannot train a vocabulary on no texts")
     buffer = io.BytesIO()
-    spm.SentencePieceTrainer.train(sentence_iterator=iter(texts), model_writer=buffer,
-                                   **_trainer_options(vocab))
+    try:
+        spm.SentencePieceTrainer.train(sentence_iterator=iter(texts), model_writer=buffer,
+                                       **_trainer_options(vocab))
+    except RuntimeError as exc:        # e.g. fewer pieces than the texts' characters need
+        need = re.search(r"Vocabulary size is smaller than required_chars\. (\d+) vs (\d+)", str(exc))
+        if need:
+            raise ValueError(f"setting vocab.vocab_size = {need.group(1)} is too small: the training "
+                             f"texts need at least {need.group(2)} pieces for their characters "
+                             f"(at character_coverage {vocab.character_coverage})") from None
+        raise ValueError(f"SentencePiece cannot train the vocabulary with vocab.vocab_size = "
+                         f"{vocab.vocab_size}: {str(exc).splitlines()[0]}") from None
     return buffer.getvalue()
 
 

@@ -21,103 +21,25 @@ the chapter parameter it came from (``labels``: ``{"prune.prune_fraction_per_rou
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import torch
 
 from lottery import config
-from lottery.config import ExperimentSettings, hparams, strategies as strategy_table
+from lottery.config import ExperimentSettings, strategies as strategy_table
 from lottery.data import get_dataset, resolve_domain
+from lottery.experiment.fields import (Labels, Names, check_bool, check_choice, check_fraction, check_int,
+                                      check_ints, check_number, check_text, is_int, is_number)
 
-Labels = Mapping[str, str] | None
-
-
-class _Names:
-    """How errors name a setting: ``labels[name]`` (a chapter parameter), else
-    ``setting NAME``; a setting's message ends with its help."""
-
-    def __init__(self, labels: Labels = None, helps: bool = True):
-        self.labels = dict(labels or {})
-        self.helps = helps   # False for a selection: its names are not settings
-
-    def what(self, name: str) -> str:
-        return self.labels.get(name) or f"setting {name}"
-
-    def error(self, name: str, problem: str) -> ValueError:
-        """``problem`` starts with its separator: ``" must be ..."`` or ``": ..."``."""
-        help_text = hparams.setting_help(name) if self.helps else ""
-        return ValueError(f"{self.what(name)}{problem}" + (f" ({name}: {help_text})" if help_text else ""))
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _int(n: _Names, name: str, value: Any, minimum: int, even: bool = False) -> None:
-    if not _is_int(value) or value < minimum or (even and value % 2):
-        kind = ("an even integer" if even else "an integer") + f" >= {minimum}"
-        why = " (half of it per class, for balance)" if even else ""
-        raise n.error(name, f" must be {kind}{why}, got {value!r}")
-
-
-def _number(n: _Names, name: str, value: Any, minimum: float, strict: bool = False) -> None:
-    if not _is_number(value) or value < minimum or (strict and value == minimum):
-        raise n.error(name, f" must be a number {'>' if strict else '>='} {minimum:g}, got {value!r}")
-
-
-def _fraction(n: _Names, name: str, value: Any, closed_low: bool, closed_high: bool) -> None:
-    low_ok = _is_number(value) and (value >= 0 if closed_low else value > 0)
-    if not (low_ok and (value <= 1 if closed_high else value < 1)):
-        interval = f"{'[' if closed_low else '('}0, 1{']' if closed_high else ')'}"
-        raise n.error(name, f" must be a number in {interval}, got {value!r}")
-
-
-def _bool(n: _Names, name: str, value: Any) -> None:
-    if not isinstance(value, bool):
-        raise n.error(name, f" must be true or false, got {value!r}")
-
-
-def _text(n: _Names, name: str, value: Any) -> None:
-    if not isinstance(value, str) or not value.strip():
-        raise n.error(name, f" must be a non-empty string, got {value!r}")
-
-
-def _choice(n: _Names, name: str, value: Any) -> None:
-    """One of the values the setting's field declares (``metadata["choices"]``)."""
-    f = hparams.setting_field(name)
-    choices = f.metadata["choices"] if f is not None else ()
-    if value not in choices:
-        shown = " or ".join("null" if c is None else f'"{c}"' for c in choices)
-        raise n.error(name, f" must be {shown}, got {value!r}")
-
-
-def _ints(n: _Names, name: str, value: Any, minimum: int, one: bool = False) -> tuple[int, ...]:
-    """A non-empty list of distinct integers >= ``minimum`` (``one``: or a single integer)."""
-    if one and _is_int(value):
-        value = [value]
-    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or not value:
-        raise n.error(name, f" must be a non-empty list of integers, got {value!r}")
-    for v in value:
-        if not _is_int(v) or v < minimum:
-            raise n.error(name, f": {v!r} is not an integer >= {minimum}")
-    if len(set(value)) != len(value):
-        raise n.error(name, f" lists a value twice: {list(value)}")
-    return tuple(value)
-
-
-def _dataset(n: _Names, name: str, dataset: Any) -> None:
-    _text(n, name, dataset)
+def _dataset(n: Names, name: str, dataset: Any) -> None:
+    check_text(n, name, dataset)
     try:
         get_dataset(dataset)
     except ValueError as exc:
         raise n.error(name, f": {exc}") from None
 
 
-def _domain(n: _Names, name: str, value: Any, dataset: str, allowed: Sequence[str] | None,
+def _domain(n: Names, name: str, value: Any, dataset: str, allowed: Sequence[str] | None,
             hint: str) -> str:
     """One domain name, canonical, and (``allowed``) among the settings' domains."""
     try:
@@ -130,7 +52,7 @@ def _domain(n: _Names, name: str, value: Any, dataset: str, allowed: Sequence[st
     return d
 
 
-def _domains(n: _Names, name: str, values: Any, dataset: str, allowed: Sequence[str] | None,
+def _domains(n: Names, name: str, values: Any, dataset: str, allowed: Sequence[str] | None,
              hint: str = "add it to data.domains", unique: bool = True) -> tuple[str, ...]:
     if isinstance(values, str) or not isinstance(values, (list, tuple)):
         raise n.error(name, f" must be a list of domain names, got {values!r}")
@@ -142,7 +64,7 @@ def _domains(n: _Names, name: str, values: Any, dataset: str, allowed: Sequence[
     return out
 
 
-def _pairs(n: _Names, name: str, pairs: Any, dataset: str, allowed: Sequence[str],
+def _pairs(n: Names, name: str, pairs: Any, dataset: str, allowed: Sequence[str],
            roles: str = "source, target", hint: str = "add it to data.domains") -> tuple[tuple[str, str], ...]:
     """Distinct (a, b) domain pairs, canonical, a != b, both among ``allowed``."""
     if isinstance(pairs, (str, bytes)) or not isinstance(pairs, (list, tuple)):
@@ -159,11 +81,11 @@ def _pairs(n: _Names, name: str, pairs: Any, dataset: str, allowed: Sequence[str
     return tuple(dict.fromkeys(out))
 
 
-def _device(n: _Names, name: str, value: Any) -> None:
+def _device(n: Names, name: str, value: Any) -> None:
     """A torch device; a CUDA one needs a torch built with CUDA. Whether a GPU is visible
     is checked where the training runs (``lottery.engine.devices.check_device``): a
     client (a Slurm login node) may have none while its workers do."""
-    _text(n, name, value)
+    check_text(n, name, value)
     try:
         kind = torch.device(value).type
     except RuntimeError:
@@ -173,7 +95,7 @@ def _device(n: _Names, name: str, value: Any) -> None:
                          f"install a CUDA build (docs/gpu.md) or use {name}=cpu")
 
 
-def _strategies(n: _Names, name: str, names: Any, procedure: str) -> tuple[str, ...]:
+def _strategies(n: Names, name: str, names: Any, procedure: str) -> tuple[str, ...]:
     if isinstance(names, str) or not isinstance(names, (list, tuple)):
         raise n.error(name, f" must be a list of strategy names, got {names!r}")
     try:
@@ -183,40 +105,40 @@ def _strategies(n: _Names, name: str, names: Any, procedure: str) -> tuple[str, 
 
 
 # ---------------------------------------------------------------------------- settings
-def _check_numbers(n: _Names, settings: ExperimentSettings) -> None:
+def _check_numbers(n: Names, settings: ExperimentSettings) -> None:
     """The scalar settings: sizes, rates, fractions, flags (each named as ``--set`` writes it)."""
     d, v, m, t, p = settings.data, settings.vocab, settings.model, settings.train, settings.prune
     for name, value in (("data.n_train", d.n_train), ("data.n_val", d.n_val), ("data.n_test", d.n_test)):
-        _int(n, name, value, 2, even=True)
+        check_int(n, name, value, 2, even=True)
     for name, value in (("vocab.vocab_size", v.vocab_size), ("model.embed_dim", m.embed_dim),
                         ("model.channels", m.channels), ("model.hidden", m.hidden),
                         ("train.batch_size", t.batch_size), ("train.eval_batch_size", t.eval_batch_size),
                         ("train.max_epochs", t.max_epochs), ("train.threads", t.threads)):
-        _int(n, name, value, 1)
-    _int(n, "model.n_classes", m.n_classes, 2)
-    _int(n, "data.split_seed", d.split_seed, 0)
-    _int(n, "prune.rounds", p.rounds, 0)
-    _int(n, "prune.rewind_iterations", p.rewind_iterations, 0)
+        check_int(n, name, value, 1)
+    check_int(n, "model.n_classes", m.n_classes, 2)
+    check_int(n, "data.split_seed", d.split_seed, 0)
+    check_int(n, "prune.rounds", p.rounds, 0)
+    check_int(n, "prune.rewind_iterations", p.rewind_iterations, 0)
     if (isinstance(m.kernel_heights, (str, bytes)) or not isinstance(m.kernel_heights, (list, tuple))
-            or not m.kernel_heights or not all(_is_int(h) and h >= 1 for h in m.kernel_heights)):
+            or not m.kernel_heights or not all(is_int(h) and h >= 1 for h in m.kernel_heights)):
         raise n.error("model.kernel_heights", f" must be a list of integers >= 1, got {m.kernel_heights!r}")
-    _int(n, "vocab.max_len", v.max_len, max(m.kernel_heights))
-    _fraction(n, "vocab.character_coverage", v.character_coverage, closed_low=False, closed_high=True)
-    _text(n, "vocab.model_type", v.model_type)
+    check_int(n, "vocab.max_len", v.max_len, max(m.kernel_heights))
+    check_fraction(n, "vocab.character_coverage", v.character_coverage, closed_low=False, closed_high=True)
+    check_text(n, "vocab.model_type", v.model_type)
     if t.patience is not None:
-        _int(n, "train.patience", t.patience, 1)
-    _number(n, "train.lr", t.lr, 0.0, strict=True)
-    _number(n, "train.weight_decay", t.weight_decay, 0.0)
-    _number(n, "model.he_a", m.he_a, 0.0)
-    _fraction(n, "model.embed_dropout", m.embed_dropout, closed_low=True, closed_high=False)
+        check_int(n, "train.patience", t.patience, 1)
+    check_number(n, "train.lr", t.lr, 0.0, strict=True)
+    check_number(n, "train.weight_decay", t.weight_decay, 0.0)
+    check_number(n, "model.he_a", m.he_a, 0.0)
+    check_fraction(n, "model.embed_dropout", m.embed_dropout, closed_low=True, closed_high=False)
     _device(n, "train.device", t.device)
-    _choice(n, "train.autocast_dtype", t.autocast_dtype)
-    _bool(n, "train.stack_strategies", t.stack_strategies)
-    _bool(n, "prune.prune_biases", p.prune_biases)
+    check_choice(n, "train.autocast_dtype", t.autocast_dtype)
+    check_bool(n, "train.stack_strategies", t.stack_strategies)
+    check_bool(n, "prune.prune_biases", p.prune_biases)
     # the paper's p: the one check of the prune fraction on its way to the masks
     # (config.check_prune_fraction is the rule; masks only do arithmetic with it)
     try:
-        if not _is_number(p.prune_fraction_per_round):
+        if not is_number(p.prune_fraction_per_round):
             raise TypeError
         config.check_prune_fraction(p.prune_fraction_per_round)
     except (ValueError, TypeError):
@@ -231,11 +153,11 @@ def resolve(settings: ExperimentSettings, labels: Labels = None) -> ExperimentSe
     Raises ``ValueError`` naming the first bad setting (or the chapter parameter that
     set it: ``labels``).
     """
-    n = _Names(labels)
+    n = Names(labels)
     _check_numbers(n, settings)
     d = settings.data
-    seeds = _ints(n, "seeds", settings.seeds, 0)
-    more = None if settings.ticket_seeds is None else _ints(n, "ticket_seeds", settings.ticket_seeds, 0)
+    seeds = check_ints(n, "seeds", settings.seeds, 0)
+    more = None if settings.ticket_seeds is None else check_ints(n, "ticket_seeds", settings.ticket_seeds, 0)
     chosen = _strategies(n, "strategies", settings.strategies, "tickets")
 
     _dataset(n, "data.dataset", d.dataset)
@@ -250,29 +172,40 @@ def resolve(settings: ExperimentSettings, labels: Labels = None) -> ExperimentSe
         if isinstance(rounds, (str, int)) or not isinstance(rounds, (list, tuple)) or not rounds:
             raise n.error("transfer_rounds", f" must be a non-empty list of rounds or null, got {rounds!r}")
         for r in rounds:
-            _int(n, "transfer_rounds", r, 1)
+            check_int(n, "transfer_rounds", r, 1)
         rounds = tuple(sorted(set(rounds)))
+        _reachable(n, "transfer_rounds", rounds, settings.prune.rounds)
     out = replace(settings, data=replace(d, domains=domains), seeds=seeds, ticket_seeds=more, strategies=chosen,
                   control_domains=control, transfer_pairs=pairs, transfer_rounds=rounds,
-                  federated=_federated(n, settings.federated, d.dataset, domains))
+                  federated=_federated(n, settings.federated, d.dataset, domains,
+                                            settings.prune.rounds))
     object.__setattr__(out, "resolved", True)   # frozen; the mark is not a setting
     return out
 
 
-def _federated(n: _Names, f: config.FederatedSettings, dataset: str, domains: tuple[str, ...]
-               ) -> config.FederatedSettings:
+def _reachable(n: Names, name: str, rounds: Sequence[int], prune_rounds: int) -> None:
+    """Rounds past ``prune.rounds`` are left out where used; none left is an error (it
+    would give an empty table without a word)."""
+    if not any(r <= prune_rounds for r in rounds):
+        raise n.error(name, f" has no round the pruning reaches: {list(rounds)} vs prune.rounds = "
+                            f"{prune_rounds}")
+
+
+def _federated(n: Names, f: config.FederatedSettings, dataset: str, domains: tuple[str, ...],
+               prune_rounds: int) -> config.FederatedSettings:
     """The ``federated.*`` settings checked (pairs canonical, strategies as table keys)."""
     for name in ("clients", "comm_rounds", "local_epochs"):
-        _int(n, f"federated.{name}", getattr(f, name), 1)
+        check_int(n, f"federated.{name}", getattr(f, name), 1)
     if isinstance(f.rounds, (str, int)) or not isinstance(f.rounds, (list, tuple)) or not f.rounds:
         raise n.error("federated.rounds", f" must be a non-empty list of pruning rounds, got {f.rounds!r}")
     for r in f.rounds:
-        _int(n, "federated.rounds", r, 1)
+        check_int(n, "federated.rounds", r, 1)
+    _reachable(n, "federated.rounds", f.rounds, prune_rounds)
     # None: derived where used (lottery.federated.jobs.pairs_of)
     pairs = (None if f.pairs is None else
              _pairs(n, "federated.pairs", f.pairs, dataset, domains, roles="server, clients"))
     keys = _strategies(n, "federated.strategies", f.strategies, "federated")
-    _choice(n, "federated.backend", f.backend)
+    check_choice(n, "federated.backend", f.backend)
     return replace(f, pairs=pairs, rounds=tuple(sorted(set(f.rounds))), strategies=keys)
 
 
@@ -292,7 +225,7 @@ def apply_overrides(settings: ExperimentSettings, changes: dict[str, Any] | None
     ``data.dataset`` is overridden without ``data.domains`` and the dataset lacks the
     profile's domains, every domain of the dataset is used.
     """
-    n = _Names(labels)
+    n = Names(labels)
     changes = dict(changes or {})
     if "data.dataset" in changes and "data.domains" not in changes:
         # another dataset without its own domain list: the profile's domains are kept
@@ -353,8 +286,8 @@ def domain_names(values: Any, dataset: str, label: str = SELECTION_LABELS["domai
     """Domain names (a list, or one name) made canonical for ``dataset``, in order and
     without repeats; ``label`` names them in errors (a bad ``dataset`` is named by
     ``labels``, as in :func:`resolve`)."""
-    _dataset(_Names(labels), "data.dataset", dataset)
-    n = _Names({"domains": label}, helps=False)
+    _dataset(Names(labels), "data.dataset", dataset)
+    n = Names({"domains": label}, helps=False)
     if isinstance(values, str):
         values = [values]
     if not isinstance(values, (list, tuple)) or not values:
@@ -372,7 +305,7 @@ def select(settings: ExperimentSettings, domains: Any = None, seeds: Any = None,
     ticket strategies (none or empty) or every strategy of another ``procedure``.
     ``hint`` says how to add a domain (in errors)."""
     settings = ensure_resolved(settings)
-    n = _Names({**SELECTION_LABELS, **(labels or {})}, helps=False)
+    n = Names({**SELECTION_LABELS, **(labels or {})}, helps=False)
     dataset, allowed = settings.data.dataset, settings.data.domains
     if domains is None:
         chosen = tuple(allowed)
@@ -380,7 +313,7 @@ def select(settings: ExperimentSettings, domains: Any = None, seeds: Any = None,
         chosen = domain_names(domains, dataset, n.what("domains"))
         for d in chosen:
             _domain(n, "domains", d, dataset, allowed, hint)
-    chosen_seeds = settings.seeds if seeds is None else _ints(n, "seeds", seeds, 0, one=True)
+    chosen_seeds = settings.seeds if seeds is None else check_ints(n, "seeds", seeds, 0, one=True)
     if pairs is None:
         chosen_pairs = tuple((a, b) for a, b in settings.transfer_pairs if a in chosen and b in chosen)
     else:

@@ -12,6 +12,10 @@ Two comparisons, both at the same pruning round (so the same density):
   overlap is the shared initialisation (magnitude pruning keeps large initial weights);
 - **across seeds**, same domain: different θ0, same data — the reference for how much
   of a ticket the data alone determines.
+
+A comparison needs two of what it varies: with one seed there is no pair across seeds,
+with one domain none across domains. Its column is then NaN (not available) and
+:func:`reading` says which comparison is missing and why, instead of failing.
 """
 
 from __future__ import annotations
@@ -30,6 +34,17 @@ from lottery.engine.store import RunStore, load_tensors
 from lottery.experiment import validate as experiment
 
 Mask = Mapping[str, torch.Tensor]
+
+#: The two comparisons (see the module's docstring); the columns of :func:`overlap_table`.
+KINDS = ("across domains", "across seeds")
+
+#: The columns of :func:`overlaps`' frame: :func:`jaccard`'s, then which masks were compared.
+COLUMNS = ["layer", "kept", "size", "jaccard", "chance", "excess", "kind", "a", "b", "seed_a",
+           "seed_b", "round"]
+
+#: Why a comparison can be missing.
+NEEDS = {"across domains": "one domain: no two domains to compare (needs two or more)",
+         "across seeds": "one seed: no two seeds of a domain to compare (needs two or more)"}
 
 
 def stored_mask(settings: Any, domain: str, seed: int, round_: int, store: RunStore,
@@ -85,16 +100,18 @@ def overlaps(settings: Any, domains: Sequence[str], seeds: Sequence[int], rounds
             for s, t in combinations(seeds, 2):
                 frames.append(jaccard(mask(d, s, r), mask(d, t, r), reference).assign(
                     kind="across seeds", a=d, b=d, seed_a=s, seed_b=t, round=r))
-    return pd.concat(frames, ignore_index=True)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
 
 
 def overlap_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Mean Jaccard (%) per round, layer and kind, with the chance level (%)."""
+    """Mean Jaccard (%) per round, layer and kind, with the chance level (%). Both kinds
+    are columns even when one has no pair (one seed, or one domain): NaN, not available."""
     g = df.groupby(["round", "layer", "kind"], sort=False)
     out = g.agg(jaccard=("jaccard", "mean"), chance=("chance", "mean"), pairs=("jaccard", "size"))
-    wide = out["jaccard"].unstack("kind") * 100
+    wide = (out["jaccard"].unstack("kind") * 100).reindex(columns=list(KINDS))
+    wide.columns.name = "kind"
     wide["chance"] = out["chance"].groupby(level=["round", "layer"], sort=False).first() * 100
-    return wide.round(1)
+    return wide.astype(float).round(1)
 
 
 def pair_overlap(df: pd.DataFrame, round_: int) -> pd.DataFrame:
@@ -112,8 +129,11 @@ def reading(table: pd.DataFrame, round_: int, margin_pts: float = 1.0) -> str:
     """One sentence saying what the overlaps at ``round_`` show, chosen from the numbers:
     whether masks from one θ0 (across domains) overlap more than masks from one domain
     (across seeds), in every layer, and whether the latter stay within ``margin_pts`` of
-    chance."""
+    chance. A comparison with no pair (one seed, or one domain) is named as missing."""
     t = table.loc[round_]
+    missing = [k for k in KINDS if t[k].isna().all()]
+    if missing:
+        return _partial_reading(t, missing, margin_pts)
     init_more = bool((t["across domains"] > t["across seeds"] + margin_pts).all())
     data_more = bool((t["across seeds"] > t["across domains"] + margin_pts).all())
     seeds_at_chance = bool(((t["across seeds"] - t["chance"]).abs() <= margin_pts).all())
@@ -129,3 +149,18 @@ def reading(table: pd.DataFrame, round_: int, margin_pts: float = 1.0) -> str:
         return ("in every layer masks from one domain overlap more than masks from one θ0: "
                 "the data shapes the ticket more than the initial weights do")
     return "neither the initial weights nor the domain dominates the overlap in every layer"
+
+
+def _partial_reading(t: pd.DataFrame, missing: Sequence[str], margin_pts: float) -> str:
+    """:func:`reading` when a comparison has no pair: say which and why, and what the
+    other one shows against chance."""
+    why = "; ".join(f"masks {k} are not available ({NEEDS[k]})" for k in missing)
+    present = [k for k in KINDS if k not in missing]
+    if not present:
+        return f"no overlap can be read: {why}"
+    k = present[0]
+    above = bool((t[k] > t["chance"] + margin_pts).all())
+    return (f"{why}, so whether the initial weights or the domain sets the mask more cannot be "
+            f"told here; masks {k} overlap "
+            + ("more than chance in every layer" if above else
+               f"within {margin_pts:g} point(s) of chance or below it in some layer"))
