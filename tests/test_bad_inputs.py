@@ -21,6 +21,12 @@ def run(argv, capsys) -> tuple[int, str]:
     return code, err
 
 
+def _raw(folder, name, text):
+    path = folder / f"{name}.spec.json"
+    path.write_text(text)
+    return str(path)
+
+
 @pytest.fixture
 def specs(mirror, tmp_path):
     """A good spec, and the ingredients of bad ones, in tmp_path."""
@@ -28,6 +34,9 @@ def specs(mirror, tmp_path):
     shutil.copy(src, tmp_path / "books.json")
     raw = gzip.compress(src.read_bytes())
     (tmp_path / "cut.json.gz").write_bytes(raw[: len(raw) // 2])          # a truncated .gz
+
+    (tmp_path / "empty.json").write_bytes(b"")
+    (tmp_path / "a_folder").mkdir()
 
     def spec(name, **body):
         path = tmp_path / f"{name}.spec.json"
@@ -43,6 +52,17 @@ def specs(mirror, tmp_path):
                                         "cut": ["cut.json.gz"]}),
         "notjson": str(tmp_path / "books.json"),
         "file_as_runs": str(tmp_path / "books.json"),
+        "dup": _raw(tmp_path, "dup", '{"format": "mcauley2014", "domains": {"books": ["books.json"], '
+                                     '"books": ["cut.json.gz"]}}'),
+        "empty_file": spec("empty_file", format="mcauley2014", domains={"books": ["empty.json"]}),
+        "dir_file": spec("dir_file", format="mcauley2014", domains={"books": ["a_folder"]}),
+        "no_domains": spec("no_domains", format="mcauley2014"),
+        "no_files": spec("no_files", format="mcauley2014", domains={"books": []}),
+        "int_file": spec("int_file", format="mcauley2014", domains={"books": [3]}),
+        "unknown_key": spec("unknown_key", format="mcauley2014", domains={"books": ["books.json"]}, colour=1),
+        "no_spec": str(tmp_path / "no-such.spec.json"),
+        "folder": str(tmp_path / "a_folder"),
+        "csv_nowhere": str(tmp_path / "no-such-folder" / "out.csv"),
     }
 
 
@@ -74,6 +94,61 @@ CASES = [
      ['train.autocast_dtype must be null or "bfloat16"']),
     ("runs folder is a file", ["tickets", "--profile", "smoke", "--runs", "{file_as_runs}",
                                "--quiet"], ["cannot use", "LOTTERY_CACHE_DIR"]),
+    # -- your own data: the spec and its files
+    ("duplicate domain key", ["data", "check", "{dup}", *SMALL], ["key 'books' appears twice in \"domains\""]),
+    ("empty data file", ["data", "check", "{empty_file}", *SMALL], ["empty.json: is empty (0 bytes)"]),
+    ("folder listed as a data file", ["data", "check", "{dir_file}", *SMALL],
+     ["a_folder: is a directory, expected a review file"]),
+    ("spec path does not exist", ["tickets", "--profile", "smoke", "--set", "data.dataset={no_spec}"],
+     ["no-such.spec.json: dataset spec file does not exist"]),
+    ("spec path is a folder", ["data", "check", "{folder}"], ["a_folder: is a directory"]),
+    ("spec without domains", ["data", "check", "{no_domains}"], ['a dataset spec is a JSON object with "domains"']),
+    ("domain without files", ["data", "check", "{no_files}"], ["domains.books: expected a non-empty list of files"]),
+    ("file that is not a path", ["data", "check", "{int_file}"], ["domains.books: every file must be a path", "got 3"]),
+    ("unknown spec key", ["data", "check", "{unknown_key}"], ["unknown key 'colour'"]),
+    ("unknown dataset", ["tickets", "--profile", "smoke", "--set", "data.dataset=nope"], ["unknown dataset 'nope'"]),
+    # -- settings
+    ("unknown setting", ["tickets", "--profile", "smoke", "--set", "train.nope=1"], ["unknown setting 'nope'"]),
+    ("--set without =", ["tickets", "--profile", "smoke", "--set", "trainlr"], ["--set expects KEY=VALUE"]),
+    ("negative lr", ["tickets", "--profile", "smoke", "--set", "train.lr=-1"], ["train.lr must be a number > 0"]),
+    ("prune fraction above 1", ["tickets", "--profile", "smoke", "--set", "prune.prune_fraction_per_round=1.5"],
+     ["must be a number in (0, 1), got 1.5"]),
+    ("zero epochs", ["tickets", "--profile", "smoke", "--set", "train.max_epochs=0"],
+     ["train.max_epochs must be an integer >= 1, got 0"]),
+    ("zero batch", ["tickets", "--profile", "smoke", "--set", "train.batch_size=0"], ["train.batch_size must be"]),
+    ("negative rewind", ["tickets", "--profile", "smoke", "--set", "prune.rewind_iterations=-1"],
+     ["prune.rewind_iterations must be an integer >= 0"]),
+    ("no training reviews", ["tickets", "--profile", "smoke", "--set", "data.n_train=0"],
+     ["data.n_train must be an even integer >= 2"]),
+    ("fractional seed", ["tickets", "--profile", "smoke", "--set", "seeds=[0.5]"], ["0.5 is not an integer >= 0"]),
+    ("not a torch device", ["tickets", "--profile", "smoke", "--set", "train.device=gpu"],
+     ["train.device must be a torch device"]),
+    ("unreachable transfer rounds", ["transfer", "--profile", "smoke", "--set", "transfer_rounds=[99]"],
+     ["transfer_rounds has no round the pruning reaches"]),
+    ("unreachable federated rounds", ["federated", "--profile", "smoke", "--set", "federated.rounds=[99]"],
+     ["federated.rounds has no round the pruning reaches"]),
+    ("vocabulary too small", ["tickets", "--profile", "smoke", "--domains", "books", "--quiet",
+                              "--set", "vocab.vocab_size=5"], ["vocab.vocab_size = 5 is too small"]),
+    # -- the selection and the command line
+    ("negative seed", ["tickets", "--profile", "smoke", "--seeds", "-1"], ["-1 is not an integer >= 0"]),
+    ("seed twice", ["tickets", "--profile", "smoke", "--seeds", "0", "0"], ["lists a value twice"]),
+    ("zero workers", ["tickets", "--profile", "smoke", "--workers", "0"], ["--workers: expected an integer >= 1, got 0"]),
+    ("workers not a number", ["tickets", "--profile", "smoke", "--workers", "abc"], ["--workers: expected an integer"]),
+    ("unknown profile", ["tickets", "--profile", "huge"], ["invalid choice: 'huge'"]),
+    ("unknown strategy", ["tickets", "--profile", "smoke", "--strategies", "foo"], ["unknown tickets strategy 'foo'"]),
+    ("pair without colon", ["transfer", "--profile", "smoke", "--pairs", "books"], ["--pairs expects SOURCE:TARGET"]),
+    ("pair of one domain", ["transfer", "--profile", "smoke", "--pairs", "books:books"],
+     ["source and target must differ"]),
+    ("pair with unknown domain", ["transfer", "--profile", "smoke", "--pairs", "books:kitchen"],
+     ["unknown domain 'kitchen'"]),
+    ("unknown chapter", ["chapter", "nope", "--profile", "smoke"], ["unknown chapter 'nope'"]),
+    ("unknown chapter parameter", ["chapter", "tickets", "--profile", "smoke", "-p", "nonsense", "1"],
+     ["unknown parameter(s) ['nonsense']"]),
+    ("csv into a missing folder", ["tickets", "--profile", "smoke", "--csv", "{csv_nowhere}"],
+     ["no-such-folder does not exist"]),
+    ("dask address", ["tickets", "--profile", "smoke", "--dask", "nonsense"], ["--dask: expected local"]),
+    ("dask local:0", ["tickets", "--profile", "smoke", "--dask", "local:0"], ["local:N needs N >= 1"]),
+    ("dask slurm file", ["tickets", "--profile", "smoke", "--dask", "slurm:/no/such.yml"], ["no such file"]),
 ]
 
 

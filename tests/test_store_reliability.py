@@ -173,3 +173,43 @@ def test_a_command_that_fails_before_training_leaves_no_run_folder(mirror, tmp_p
                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-1500:]
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------ your own data: edits and moves
+
+def _own_data(folder: Path, mirror: Path, spec_name: str = "spec.json") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "books.json").write_bytes((mirror / "format-samples/mcauley2014/Books_small.json").read_bytes())
+    (folder / spec_name).write_text('{"format": "mcauley2014", "domains": {"books": ["books.json"]}}')
+    return folder / spec_name
+
+
+def _trained(spec: Path, store: Path, cwd: Path | None = None) -> int:
+    proc = subprocess.run(
+        [sys.executable, "-m", "lottery.cli.app", "tickets", "--profile", "smoke", "--set", f"data.dataset={spec}",
+         "--set", "data.n_train=60", "--set", "data.n_val=20", "--set", "data.n_test=20", "--set", "prune.rounds=1",
+         "--set", "train.max_epochs=1", "--domains", "books", "--seeds", "0", "--strategies", "reset",
+         "--workers", "1", "--quiet", "--runs", str(store)],
+        capture_output=True, text=True, cwd=cwd, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    return int(re.search(r"this command trained (\d+) networks", proc.stdout).group(1))
+
+
+def test_own_data_runs_follow_the_content_not_the_path(mirror, tmp_path):
+    """Renaming the spec, moving the data folder, or typing ``./spec.json`` reuses the
+    runs; a same-size edit with the old modification time (``cp -p``, ``rsync -a``)
+    retrains."""
+    store = tmp_path / "runs"
+    spec = _own_data(tmp_path / "a", mirror)
+    assert _trained(spec, store) == 2
+    moved = _own_data(tmp_path / "elsewhere", mirror, "renamed.json")
+    assert _trained(moved, store) == 0
+    assert _trained(Path("./renamed.json"), store, cwd=tmp_path / "elsewhere") == 0
+    data = moved.parent / "books.json"
+    st = data.stat()
+    text = data.read_bytes()
+    i = text.index(b"divine")
+    data.write_bytes(text[:i] + b"DIVINE" + text[i + 6:])             # same size
+    os.utime(data, ns=(st.st_atime_ns, st.st_mtime_ns))                # same modification time
+    assert data.stat().st_size == st.st_size and data.stat().st_mtime_ns == st.st_mtime_ns
+    assert _trained(moved, store) == 2
