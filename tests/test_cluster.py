@@ -168,8 +168,11 @@ def test_a_worker_that_does_not_see_the_store_fails_in_one_line(dask_processes, 
     dask_processes.worker("elsewhere", wrap=["unshare", "-rm", "sh", "-c",
                                              f'mount -t tmpfs none {store} && exec "$0" "$@"'])
     dask_processes.client(1).close()
-    code = cli.main(["tickets", "--profile", "smoke", "--domains", "books", "--seeds", "0", "--quiet",
-                     "--runs", str(store), "--dask", dask_processes.address])
+    try:
+        code = cli.main(["tickets", "--profile", "smoke", "--domains", "books", "--seeds", "0", "--quiet",
+                         "--runs", str(store), "--dask", dask_processes.address])
+    finally:
+        cluster.disconnect(dask_processes.address)
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err, err
     assert f"does not see the run store {store}" in err and len(err.strip().splitlines()) == 1
@@ -183,7 +186,8 @@ def test_a_task_on_a_worker_that_joined_later_checks_the_store_first(mirror, tmp
     with pytest.raises(cluster.ClusterError, match="does not see the run store"):
         cluster.dask_task(job, str(tmp_path / "worker-store"), token)
     assert not (tmp_path / "worker-store").exists()
-    assert cluster.dask_task(job, str(tmp_path / "client-store"), token)   # the right store: trains
+    cluster.dask_task(job, str(tmp_path / "client-store"), token)          # the right store: trains
+    assert job.run_dir(RunStore(tmp_path / "client-store")).done("full/round_00")
 
 
 def test_dask_tasks_split_transfer_chains_by_round_with_the_same_steps(mirror):

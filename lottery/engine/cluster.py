@@ -112,6 +112,16 @@ def connect(address: str) -> Any:
     return client
 
 
+def disconnect(address: str) -> None:
+    """Close the client :func:`connect` made for ``address`` (and its LocalCluster)."""
+    client = _CLIENTS.pop(address, None)
+    if client is not None:
+        cluster = getattr(client, "cluster", None)
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
 def _gpus() -> int:
     import torch
 
