@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> dict:
             print(json.dumps(r), flush=True)
     best = max((r for r in rows if "flops_per_s" in r), key=lambda r: r["flops_per_s"])
     counts = plan.profile_networks(paper)
-    total = sum(counts.values()) * cost.flops_per_network(paper, PAPER_TOKENS)
+    total = sum(load.flops for load in plan.profile_workload(paper, lambda s: PAPER_TOKENS))  # federated included
     result = {"device": name, "peak_table": card, "torch": torch.__version__,
               "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(),
               "deterministic": args.device.startswith("cuda"),

@@ -4,6 +4,7 @@ run the engine tests with ``pytest -x``, and print the first test that fails.
     .venv/bin/python tests/mutation_check.py            # every mutation (~15 min on 2 cores)
     .venv/bin/python tests/mutation_check.py a g h1     # some of them
     .venv/bin/python tests/mutation_check.py S          # the statistics mutations S1... (~3 min)
+    .venv/bin/python tests/mutation_check.py R j        # the reliability mutations R1... (~10 min)
 
 Exits non-zero if any chosen mutation survives.
 
@@ -84,6 +85,23 @@ S_MUTATIONS = {
  "S19 Spearman p from random pairings at n = 9": [(INF, "exact = len(x) <= EXACT_UP_TO", "exact = False")],
 }
 
+#: The reliability mutations (issue 23): each breaks one fault-handling guarantee.
+ST, CLU, FP = "lottery/engine/store.py", "lottery/engine/cluster.py", "lottery/data/fingerprint.py"
+R_TESTS = ["tests/test_store_reliability.py", "tests/test_data_reliability.py"]
+R_MUTATIONS = {
+ "R1 a finished step is replaced by a later writer": [(ST, "        if self.done(step):\n            return False", "        if False:\n            return False")],
+ "R2 no lock per step": [(ST, "stack.enter_context(FileLock(", "stack.enter_context(contextlib.nullcontext(")],
+ "R3 only the damaged step is set aside": [("lottery/engine/recovery.py", '    return [s for s in run.steps() if s.split("/")[0] == strategy]', "    return [step]")],
+ "R4 a damaged step is not repaired": [("lottery/engine/recovery.py", "        except CorruptStep as bad:\n            if not repair(bad):", "        except ZeroDivisionError as bad:\n            if not repair(bad):")],
+ "R5 the run folder is created up front": [(ST, "        self.on_step_written = on_step_written\n\n    def _create", "        self.on_step_written = on_step_written\n        self._create()\n\n    def _create")],
+ "R6 digests cached by size and mtime only": [(FP, '    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ino": st.st_ino,\n            "ctime_ns": st.st_ctime_ns}', '    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}')],
+ "R7 duplicate spec keys accepted": [("lottery/data/registry.py", "    repeated = _repeated_key(raw)", "    repeated = None")],
+ "R8 a full disk is a bare error": [("lottery/engine/durable.py", "        if is_full(exc):\n            raise full_error(path, exc) from None", "        if False:\n            raise full_error(path, exc) from None")],
+ "R9 workers are not asked for the store token": [(CLU, "    problem = store_problem(store_root, token)", "    problem = None")],
+ "R10 trainings of a threaded worker run at once": [(CLU, "    with _ONE_TRAINING:", "    with contextlib.nullcontext():"),
+                                                    (CLU, "import hashlib\n", "import contextlib\nimport hashlib\n")],
+}
+
 MUTATIONS = {
  "a MASKS-RANDOM starts from θ0": [("lottery/config/strategies.py", 'Strategy("masks_random",   "MASKS-RANDOM",   "transfer",  "fresh", ', 'Strategy("masks_random",   "MASKS-RANDOM",   "transfer",  "theta0",')],
  "b TICKET-RANDOM reuses one draw": [("lottery/engine/starts.py", "manual_seed(derive_seed(seed, key, r))", "manual_seed(derive_seed(seed, key))")],
@@ -104,7 +122,7 @@ MUTATIONS = {
  "h9 he_a not hashed": [("lottery/config/hparams.py", "    he_a: float = " + 'field(default=0.0, metadata={', "    he_a: float = " + 'field(default=0.0, metadata={"hashed": False, ')],
  "i padding row trainable": [("lottery/engine/model.py", "nn.Embedding(vocab_size, settings.embed_dim, padding_idx=pad_id)", "nn.Embedding(vocab_size, settings.embed_dim)"),
                              ("lottery/engine/masks.py", "        mask[\"embedding.weight\"][pad_id] = False", "        pass")],
- "j data content not in the run key": [("lottery/engine/jobs.py", '        key["data_files"] = files', "        pass")],
+ "j data content not in the run key": [("lottery/data/fingerprint.py", '    return {"data": dataclasses.replace(data, dataset=USER_SPEC), "data_spec": described,\n            "data_files": data_fingerprint(data)}', '    return {"data": dataclasses.replace(data, dataset=USER_SPEC)}')],
  "k transfer rounds renumbered": [("lottery/engine/jobs.py", "        for r in self.rounds:\n",
                                    "        for r in range(1, len(self.rounds) + 1):\n")],
  "l TICKET-REWIND resets to θ0": [("lottery/engine/starts.py", '    model.load_state_dict(starts["rewind"])', '    model.load_state_dict(starts["theta0"])')],
@@ -122,7 +140,7 @@ MUTATIONS = {
 
 only = sys.argv[1:]
 survivors = []
-for name, edits in {**MUTATIONS, **S_MUTATIONS}.items():
+for name, edits in {**MUTATIONS, **S_MUTATIONS, **R_MUTATIONS}.items():
     mid = name.split()[0]   # "S12": chosen by "S12" or by "S"
     chosen = any(o in (mid, mid.rstrip("0123456789")) for o in only)
     if only and not chosen:
@@ -136,8 +154,10 @@ for name, edits in {**MUTATIONS, **S_MUTATIONS}.items():
         assert text.count(old) >= 1, (name, path, old)
         open(f, "w").write(text.replace(old, new, 1))
     tests = (STATS_TESTS if name.startswith("S") else
+             ["tests/test_cluster.py"] if name.startswith(("R9", "R10")) else
+             R_TESTS if name.startswith("R") else
              ["tests/test_store.py"] if name.startswith("h") else
-             ["tests/test_data.py"] if name.startswith("j") else
+             ["tests/test_data.py", "tests/test_data_reliability.py"] if name.startswith("j") else
              ["tests/test_federated.py"] if "federated" in name else TESTS)
     mirror = os.environ.get("LOTTERY_DATA_MIRROR", str(Path(SRC).parent / "shared" / "data"))
     env = {**os.environ, "PYTHONPATH": MUT, "LOTTERY_DATA_MIRROR": mirror}

@@ -276,3 +276,17 @@ def test_no_worker_for_the_timeout_stops_the_command(monkeypatch):
     with pytest.raises(cluster.ClusterError, match="no Dask worker has been connected"):
         cluster._watch(NoWorkers(), since, pending=3)
     assert cluster._watch(NoWorkers(), since, pending=0) is None
+
+
+def test_the_gpu_plugin_pins_each_local_worker_to_its_own_gpu(monkeypatch):
+    """On a LocalCluster of a 4-GPU machine, worker k trains on GPU k (the issue: all
+    landed on cuda:0). The plugin runs in each worker before CUDA starts there."""
+    import types
+
+    seen = []
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")       # restored (or removed) after the test
+    for name in range(4):
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+        cluster._gpu_plugin(4).setup(types.SimpleNamespace(name=name))
+        seen.append(os.environ["CUDA_VISIBLE_DEVICES"])
+    assert seen == ["0", "1", "2", "3"]

@@ -59,6 +59,38 @@ def test_concurrent_writers_of_one_step_leave_exactly_one_consistent_step(tmp_pa
     assert sorted(p.name for p in (run.path / "reset").iterdir()) == ["round_01"]
 
 
+def _chain_counting_trainings(root: str, log: str, barrier) -> None:
+    from lottery.engine import jobs
+
+    real = jobs.train_models
+
+    def counted(models, *args, **kwargs):
+        with open(log, "a") as fh:
+            fh.write(f"{len(models)}\n")
+        return real(models, *args, **kwargs)
+
+    jobs.train_models = counted
+    barrier.wait()
+    TicketChain(SETTINGS, "books", 0, ("reset", "random")).run(RunStore(root))
+
+
+def test_two_processes_on_one_chain_train_each_network_once(mirror, tmp_path):
+    """The per-step locks: the second process waits for a step the first is training
+    and then finds it stored, instead of training it again and discarding it."""
+    log = tmp_path / "trainings.log"
+    ctx = mp.get_context("spawn")
+    with ctx.Manager() as manager:
+        barrier = manager.Barrier(2)
+        procs = [ctx.Process(target=_chain_counting_trainings, args=(str(tmp_path / "runs"), str(log), barrier))
+                 for _ in range(2)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(600)
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert sum(int(n) for n in log.read_text().split()) == 1 + 2 * 2     # round 0 + 2 strategies x 2 rounds
+
+
 def test_nothing_is_created_before_the_first_file_is_written(tmp_path):
     store = RunStore(tmp_path)
     run = store.run("tickets", {"x": 1})
