@@ -174,25 +174,26 @@ def resolve(settings: ExperimentSettings, labels: Labels = None) -> ExperimentSe
         for r in rounds:
             check_int(n, "transfer_rounds", r, 1)
         rounds = tuple(sorted(set(rounds)))
-        _reachable(n, "transfer_rounds", rounds, settings.prune.rounds)
     out = replace(settings, data=replace(d, domains=domains), seeds=seeds, ticket_seeds=more, strategies=chosen,
                   control_domains=control, transfer_pairs=pairs, transfer_rounds=rounds,
-                  federated=_federated(n, settings.federated, d.dataset, domains,
-                                            settings.prune.rounds))
+                  federated=_federated(n, settings.federated, d.dataset, domains))
     object.__setattr__(out, "resolved", True)   # frozen; the mark is not a setting
     return out
 
 
-def _reachable(n: Names, name: str, rounds: Sequence[int], prune_rounds: int) -> None:
-    """Rounds past ``prune.rounds`` are left out where used; none left is an error (it
-    would give an empty table without a word)."""
-    if not any(r <= prune_rounds for r in rounds):
-        raise n.error(name, f" has no round the pruning reaches: {list(rounds)} vs prune.rounds = "
-                            f"{prune_rounds}")
+def rounds_reached(settings: ExperimentSettings, name: str, labels: Labels = None) -> None:
+    """``transfer_rounds`` or ``federated.rounds`` past ``prune.rounds`` are left out where
+    they are used; none left is an error (it would give an empty table without a word).
+    Checked by the procedure that uses them (a ticket run with few rounds may keep a
+    profile's federated rounds it never uses)."""
+    rounds = settings.transfer_rounds if name == "transfer_rounds" else settings.federated.rounds
+    if rounds is not None and not any(r <= settings.prune.rounds for r in rounds):
+        raise Names(labels).error(name, f" has no round the pruning reaches: {list(rounds)} vs "
+                                        f"prune.rounds = {settings.prune.rounds}")
 
 
-def _federated(n: Names, f: config.FederatedSettings, dataset: str, domains: tuple[str, ...],
-               prune_rounds: int) -> config.FederatedSettings:
+def _federated(n: Names, f: config.FederatedSettings, dataset: str, domains: tuple[str, ...]
+               ) -> config.FederatedSettings:
     """The ``federated.*`` settings checked (pairs canonical, strategies as table keys)."""
     for name in ("clients", "comm_rounds", "local_epochs"):
         check_int(n, f"federated.{name}", getattr(f, name), 1)
@@ -200,7 +201,6 @@ def _federated(n: Names, f: config.FederatedSettings, dataset: str, domains: tup
         raise n.error("federated.rounds", f" must be a non-empty list of pruning rounds, got {f.rounds!r}")
     for r in f.rounds:
         check_int(n, "federated.rounds", r, 1)
-    _reachable(n, "federated.rounds", f.rounds, prune_rounds)
     # None: derived where used (lottery.federated.jobs.pairs_of)
     pairs = (None if f.pairs is None else
              _pairs(n, "federated.pairs", f.pairs, dataset, domains, roles="server, clients"))
@@ -305,6 +305,8 @@ def select(settings: ExperimentSettings, domains: Any = None, seeds: Any = None,
     ticket strategies (none or empty) or every strategy of another ``procedure``.
     ``hint`` says how to add a domain (in errors)."""
     settings = ensure_resolved(settings)
+    if procedure in ("transfer", "federated"):
+        rounds_reached(settings, "transfer_rounds" if procedure == "transfer" else "federated.rounds", labels)
     n = Names({**SELECTION_LABELS, **(labels or {})}, helps=False)
     dataset, allowed = settings.data.dataset, settings.data.domains
     if domains is None:

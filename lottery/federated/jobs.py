@@ -28,7 +28,7 @@ from lottery.engine.starts import initial_model
 from lottery.engine.jobs import Report
 from lottery.engine.recovery import readable, repairing
 from lottery.engine.store import RunDir, RunStore
-from lottery.experiment import selection
+from lottery.experiment import selection, validate as experiment
 from lottery.federated import flower as flower_backend, protocol as fed
 
 TASK_COLUMNS = ["procedure", "strategy", "domain", "source", "target", "seed", "round", "sparsity",
@@ -238,6 +238,7 @@ def run_federated(settings: ExperimentSettings, pairs: Sequence[tuple[str, str]]
     pending job in turn; the Flower backend runs them all in one simulation (Ray starts
     once), each stored as it ends."""
     store = store or RunStore()
+    experiment.rounds_reached(settings, "federated.rounds")
     jobs = tasks(settings, pairs, seeds)
     todo = [j for j in jobs if j.stored_rows(store) is None]
     if todo:
