@@ -273,3 +273,15 @@ def test_per_file_warning_counts_do_not_add_up(tmp_path):
         assert message.count(".tsv:3:") == 1 and f"{path}:3:" in message
     assert (report.read, report.kept, report.skipped) == (6, 4, 2)  # the shared total
     assert len(report.examples) == 2
+
+
+def test_an_edited_spec_is_read_again_and_specs_are_not_registered(tmp_path):
+    """A notebook kernel that reads a spec, then the user edits it: the edit counts. A
+    spec read once is not listed as a registered dataset ("unknown dataset 'x';
+    registered: [...]" listed every spec read before)."""
+    spec = tmp_path / "mine.json"
+    spec.write_text('{"format": "mcauley2014", "domains": {"books": ["a.json"]}}')
+    assert registry.get_dataset(str(spec)).domains == ("books",)
+    spec.write_text('{"format": "mcauley2014", "domains": {"novels": ["a.json"]}}')
+    assert registry.get_dataset(str(spec)).domains == ("novels",)
+    assert str(spec) not in registry.DATASETS

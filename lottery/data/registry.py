@@ -110,7 +110,22 @@ def register_dataset(name: str, format: str, files: dict[str, list[str | Path]],
                      aliases: dict[str, str] | None = None, formats: dict[str, str] | None = None,
                      names: dict[str, str] | None = None, provenance: str = "",
                      licence: str = "") -> DatasetSpec:
-    """Register the user's own files (any format in ``READERS``) under ``name``.
+    """Register the user's own files under ``name`` (see :func:`make_spec`)."""
+    spec = make_spec(name, format, files, aliases, formats, names, provenance, licence)
+    DATASETS[name] = spec
+    return spec
+
+
+#: JSON specs read so far, by (resolved path, size, mtime, ctime): an edited spec is read
+#: again; specs are not registered (``lottery datasets`` lists only registered ones).
+_JSON_SPECS: dict[tuple[str, int, int, int], DatasetSpec] = {}
+
+
+def make_spec(name: str, format: str, files: dict[str, list[str | Path]],
+              aliases: dict[str, str] | None = None, formats: dict[str, str] | None = None,
+              names: dict[str, str] | None = None, provenance: str = "",
+              licence: str = "") -> DatasetSpec:
+    """A spec of the user's own files (any format in ``READERS``), checked.
 
     Paths are used as given (no download, no checksum). Domain names are free; the
     paper names (Books, Movies, ...) resolve to them when they match the FDU-MTL names.
@@ -134,7 +149,6 @@ def register_dataset(name: str, format: str, files: dict[str, list[str | Path]],
                        aliases={k.lower(): v for k, v in (aliases or {}).items()},
                        formats=dict(formats or {}), names=dict(names or {}),
                        provenance=provenance, licence=licence)
-    DATASETS[name] = spec
     return spec
 
 
@@ -226,7 +240,7 @@ def _spec_from_json(path: Path) -> DatasetSpec:
             raise DataSettingsError(f"{path}: no format for domain {missing!r}: give a top-level "
                                     f'"format" or one per domain (one of {sorted(READERS)})')
         fmt = next(iter(formats.values()))
-    return register_dataset(str(path), fmt, files, raw.get("aliases"), formats, names,
+    return make_spec(str(path), fmt, files, raw.get("aliases"), formats, names,
                             str(raw.get("provenance", "")), str(raw.get("licence", "")))
 
 
@@ -240,7 +254,11 @@ def get_dataset(name: str) -> DatasetSpec:
             raise DataSettingsError(f"{name}: is a directory, expected a JSON dataset spec file")
         if not path.is_file():
             raise DataSettingsError(f"{name}: dataset spec file does not exist")
-        return _spec_from_json(path)
+        st = path.stat()
+        key = (f"{name}\0{path.resolve()}", st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        if key not in _JSON_SPECS:
+            _JSON_SPECS[key] = _spec_from_json(path)
+        return _JSON_SPECS[key]
     if Path(name).expanduser().is_dir():
         raise DataSettingsError(f"{name}: is a directory, expected a registered dataset "
                                 f"{sorted(DATASETS)} or a JSON dataset spec file in it")
