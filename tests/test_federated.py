@@ -4,6 +4,7 @@ and the Flower backend against the in-process one on real (smoke) ticket runs.""
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import shutil
 
 import numpy as np
@@ -208,8 +209,11 @@ def test_inline_runs_count_bytes_keep_masks_resume_and_repeat_exactly(smoke, mon
     assert _stored(again) == _stored(store)
 
 
+@pytest.mark.flower
+@pytest.mark.skipif(importlib.util.find_spec("flwr") is None or importlib.util.find_spec("ray") is None,
+                    reason="Flower is not installed (the optional `federated` extra): "
+                           "`make test-flower` installs it and runs this test")
 def test_flower_backend_stores_exactly_what_the_inline_backend_stores(smoke):
-    pytest.importorskip("flwr")
     s, root = smoke
     inline = _copy_tickets(root, root.parent / "ref")
     fr.run_federated(s, store=inline, progress=False)

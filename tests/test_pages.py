@@ -100,16 +100,6 @@ def test_without_a_repository_url_the_config_is_used_as_is(tmp_path):
     assert "url" in shipped["repository"]
 
 
-def test_a_repository_url_drives_the_header_link_and_launch_buttons(tmp_path):
-    project = _project_copy(tmp_path, "https://github.com/someone/lottery-book/")
-    cfg = yaml.safe_load(build.book_config(project, tmp_path).read_text())
-    assert cfg["repository"] == {"url": "https://github.com/someone/lottery-book",
-                                 "branch": build.PAGES_BRANCH, "path_to_book": "_sources"}
-    assert cfg["html"]["use_repository_button"] is True
-    assert cfg["launch_buttons"]["binderhub_url"] and cfg["launch_buttons"]["colab_url"]
-    assert build.package_source(project) == "git+https://github.com/someone/lottery-book"
-
-
 def test_every_chapter_has_the_set_up_cell_and_one_visible_parameters_cell():
     import jupytext
 

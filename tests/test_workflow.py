@@ -1,6 +1,13 @@
 """The GitHub Actions workflows in .github/workflows/: actionlint finds nothing in them,
-it does find faults in a broken one (so the linter really runs), and they test every
-push and build and publish the book only from main.
+it does find faults in a broken one (so the linter really runs), and they do what
+book.yml's header says: every workflow runs by hand (workflow_dispatch); `make test` on
+every push and pull request, a new push to a pull request cancelling its superseded run;
+the smoke book on every pull request from the canonical data download (no mirror), its
+HTML uploaded, then the chapter set-up test; the course book only from main, its HTML
+deployed as a Pages artifact and its launch tree force-pushed to the `launch` branch;
+the Flower tests on every push and pull request; the lower bounds weekly, on main and by
+hand. Every action runs on Node 24: a major at or above its first Node 24 major, or a
+full commit SHA with its version in a comment.
 
 actionlint comes from, in order:
 
@@ -189,11 +196,34 @@ def _uses(job: dict[str, Any]) -> list[dict[str, Any]]:
     return [s for s in job.get("steps", []) if "uses" in s]
 
 
+def _step_index(job: dict[str, Any], command: str) -> int:
+    """The index of the step with a line that is exactly ``command``."""
+    found = [i for i, s in enumerate(job["steps"])
+             if command in (ln.strip() for ln in s.get("run", "").splitlines())]
+    assert len(found) == 1, f"expected one step running `{command}`, found {len(found)}"
+    return found[0]
+
+
 def _job_running(command: str) -> tuple[dict[str, Any], str, dict[str, Any]]:
+    """The one job with a step line that is exactly ``command``."""
     found = [(d, n, j) for d, n, j in _jobs()
-             if re.search(rf"(^|\s){re.escape(command)}(\s|$)", _runs(j))]
+             if command in (ln.strip() for ln in _runs(j).splitlines())]
     assert len(found) == 1, f"expected one job running `{command}`, found {len(found)}"
     return found[0]
+
+
+def _with_event(job: dict[str, Any], event: str) -> bool:
+    """Whether the job's ``if`` lets ``event`` through (no ``if``: every event)."""
+    return "if" not in job or f"github.event_name == '{event}'" in job["if"]
+
+
+def _mirror_free(*envs: dict[str, Any] | None) -> bool:
+    return not any("LOTTERY_DATA_MIRROR" in (env or {}) for env in envs)
+
+
+def test_every_workflow_can_be_run_by_hand():
+    for path in _workflow_files():
+        assert "workflow_dispatch" in _triggers(_load(path)), path.name
 
 
 def test_make_test_runs_on_every_push_and_pull_request():
@@ -211,35 +241,187 @@ def test_make_test_runs_on_every_push_and_pull_request():
     assert any(s["uses"].startswith("actions/checkout@") for s in _uses(job))
 
 
+def test_a_new_push_to_a_pull_request_cancels_its_superseded_test_run():
+    _, name, job = _job_running("make test")
+    concurrency = job["concurrency"]
+    group, cancel = concurrency["group"], str(concurrency["cancel-in-progress"])
+    # one group per pull request (its number), else per branch or tag
+    assert "github.event.pull_request.number" in group and "github.ref" in group, group
+    assert cancel == "${{ github.event_name == 'pull_request' }}", cancel
+
+
+def test_the_smoke_book_builds_every_pull_request_from_the_canonical_download():
+    doc, name, job = _job_running("make book PROFILE=smoke")
+    assert name == "smoke-book"
+    assert "pull_request" in _triggers(doc) and _with_event(job, "pull_request"), job.get("if")
+    assert not _with_event(job, "push"), "the smoke book is for pull requests"
+    steps = job["steps"]
+    build = _step_index(job, "make book PROFILE=smoke")
+    # no mirror anywhere up to and including the build: the project downloads FDU-MTL
+    assert _mirror_free(doc.get("env"), job.get("env"), *(s.get("env") for s in steps[:build + 1]))
+    assert "LOTTERY_DATA_MIRROR" not in "\n".join(s.get("run", "") for s in steps[:build + 1])
+    assert job["env"]["LOTTERY_CACHE_DIR"] == "${{ github.workspace }}/.cache"
+    uploads = [i for i, s in enumerate(steps) if s.get("uses", "").startswith("actions/upload-artifact@")]
+    assert uploads and uploads[0] > build
+    assert steps[uploads[0]]["with"]["path"] == "book/_build/html"
+    assert steps[uploads[0]].get("if") == "always()"  # a failed build's pages are there to read
+    # the chapter set-up test runs on the download (the mirror's layout), after the build
+    launch = _step_index(job, ".venv/bin/python -m pytest -q tests/test_launch.py")
+    assert launch > build
+    assert steps[launch]["env"]["LOTTERY_DATA_MIRROR"] == "${{ github.workspace }}/.cache/data"
+    assert job["concurrency"]["cancel-in-progress"] is True
+
+
 def test_book_is_built_and_published_only_from_main():
     doc, name, job = _job_running("make book")
     _, test_name, _ = _job_running("make test")
     assert "push" in _triggers(doc)
     condition = job.get("if", "")
-    assert "refs/heads/main" in condition and "github.ref" in condition, condition
-    assert "github.event_name == 'push'" in condition, condition
+    assert "github.ref == 'refs/heads/main'" in condition, condition
+    assert _with_event(job, "push") and not _with_event(job, "pull_request"), condition
     needs = job.get("needs", [])
     assert test_name in ([needs] if isinstance(needs, str) else needs)
     assert 0 < job["timeout-minutes"] <= 120
 
     steps = job["steps"]
-    book_step = next(i for i, s in enumerate(steps) if "make book" in s.get("run", ""))
+    book_step = _step_index(job, "make book")
     restores = [i for i, s in enumerate(steps) if re.match(
         r"actions/cache(/restore)?@", s.get("uses", "")) and s["with"]["path"].strip() == ".cache"]
     assert restores and restores[0] < book_step, "the run store (.cache) is not restored"
     key = steps[restores[0]]["with"]["key"]
     assert key.startswith("runstore-") and "hashFiles(" in key, key
     assert "runstore-" in steps[restores[0]]["with"]["restore-keys"].split()
-
-    publish = [s for s in steps if s.get("uses", "").startswith("peaceiris/actions-gh-pages@")]
-    assert len(publish) == 1 and steps.index(publish[0]) > book_step
-    assert publish[0]["with"]["publish_dir"] == "book/_build/html"
-    assert publish[0]["with"]["publish_branch"] == "gh-pages"
-    assert job["permissions"]["contents"] == "write"
-    assert job["concurrency"]["group"] == "pages"
+    assert job["concurrency"] == {"group": "pages", "cancel-in-progress": False}
 
 
-def test_actions_are_pinned_to_major_versions():
-    for _, name, job in _jobs():
-        for step in _uses(job):
-            assert re.fullmatch(r"[\w.-]+/[\w./-]+@v\d+", step["uses"]), (name, step["uses"])
+def test_the_html_goes_to_pages_as_an_artifact():
+    doc, name, job = _job_running("make book")
+    steps = job["steps"]
+    uploads = [i for i, s in enumerate(steps)
+               if s.get("uses", "").startswith("actions/upload-pages-artifact@")]
+    assert len(uploads) == 1 and uploads[0] > _step_index(job, "make book")
+    assert steps[uploads[0]]["with"]["path"] == "book/_build/html"
+    deploys = [(n, j) for _, n, j in _jobs()
+               if any(s["uses"].startswith("actions/deploy-pages@") for s in _uses(j))]
+    assert len(deploys) == 1
+    deploy_name, deploy = deploys[0]
+    needs = deploy.get("needs", [])
+    assert name in ([needs] if isinstance(needs, str) else needs)
+    assert deploy["permissions"] == {"pages": "write", "id-token": "write"}
+    assert deploy["environment"]["name"] == "github-pages"
+    step = next(s for s in _uses(deploy) if s["uses"].startswith("actions/deploy-pages@"))
+    assert deploy["environment"]["url"] == f"${{{{ steps.{step['id']}.outputs.page_url }}}}"
+    every = [s["uses"] for _, _, j in _jobs() for s in _uses(j)]
+    assert not [u for u in every if "gh-pages" in u], "the HTML is not pushed to a branch"
+
+
+def test_the_launch_tree_is_pushed_to_the_launch_branch():
+    from lottery.book.launch import LAUNCH_BRANCH
+
+    _, name, job = _job_running("make book")
+    steps = job["steps"]
+    push = [i for i, s in enumerate(steps) if "lottery.book.launch" in s.get("run", "")]
+    assert len(push) == 1, "one step writes and pushes the launch tree"
+    step = steps[push[0]]
+    script = step["run"]
+    write = re.search(r"python -m lottery\.book\.launch (\S+) --sha \"\$GITHUB_SHA\"", script)
+    assert write, script
+    assert f"cd {write.group(1)}" in script and "git init -q -b " + LAUNCH_BRANCH in script
+    assert re.search(rf"git push --force .*HEAD:refs/heads/{LAUNCH_BRANCH}$", script, re.M), script
+    assert step["env"]["GITHUB_TOKEN"] == "${{ secrets.GITHUB_TOKEN }}"
+    assert job["permissions"] == {"contents": "write"}
+    pages = next(i for i, s in enumerate(steps)
+                 if s.get("uses", "").startswith("actions/upload-pages-artifact@"))
+    assert _step_index(job, "make book") < push[0] < pages  # buttons work once pages are live
+
+
+def test_the_flower_tests_run_on_every_push_and_pull_request():
+    command = "make test-flower"
+    doc, name, job = _job_running(command)
+    triggers = _triggers(doc)
+    assert "push" in triggers and "pull_request" in triggers and "if" not in job
+
+
+def test_the_lower_bounds_run_weekly_on_main_and_by_hand():
+    doc, name, job = _job_running("make test CONSTRAINTS=constraints/lower.txt")
+    triggers = _triggers(doc)
+    assert triggers["schedule"] and all("cron" in s for s in triggers["schedule"])
+    assert "workflow_dispatch" in triggers
+    assert triggers["push"]["branches"] == ["main"] and "pull_request" not in triggers
+    assert job.get("continue-on-error", False) is False
+    assert not any(s.get("continue-on-error") for s in job["steps"])
+
+
+# ------------------------------------------------------------------ action versions
+#: The first major of each action that runs on Node 24 (``runs.using: node24``), with
+#: where that is said; a major at or above it is accepted. Node 20 is deprecated on the
+#: runners (forced to Node 24 from 2026-06, removed 2026-09).
+NODE24_MAJORS = {
+    "actions/checkout": 5,               # v5.0.0 release: "support for Node.js 24" (actions/checkout#2238)
+    "actions/setup-python": 6,           # v6.0.0 release: "Upgrade to node 24" (actions/setup-python#1164)
+    "actions/cache": 5,                  # v5.0.0: "runs on the Node.js 24 runtime" (actions/cache#1630)
+    "actions/upload-artifact": 6,        # v5 still declares node20; v6 is the first node24
+    "actions/download-artifact": 7,      # v7.0.0: "now runs on Node.js 24"
+    "actions/upload-pages-artifact": 5,  # composite; v5 calls upload-artifact v7 (v4 called v4.6.2)
+    "actions/deploy-pages": 5,           # v5.0.0: "Update Node.js version to 24.x" (actions/deploy-pages#404)
+    "actions/configure-pages": 6,        # v6.0.0: node24 (actions/configure-pages#186)
+}
+USES = re.compile(r"^\s*(?:-\s+)?uses:\s*(\S+)\s*(#.*)?$")
+
+
+def _pin_problem(uses: str, comment: str | None) -> str | None:
+    """Why ``uses`` (with its line comment) is not accepted, or None.
+
+    Accepted: ``OWNER/REPO[/PATH]@vN`` with N at least the action's first Node 24 major,
+    or a full commit SHA with the version it is in a comment (``@<40 hex> # v7.0.1``).
+    Not accepted: ``@vX.Y.Z`` tags (neither kept current like a major nor immutable like
+    a SHA), branches, majors of actions not in :data:`NODE24_MAJORS`."""
+    match = re.fullmatch(r"([\w.-]+/[\w.-]+)(/[\w./-]+)?@(\S+)", uses)
+    if not match:
+        return "not OWNER/REPO@REF"
+    action, ref = match.group(1), match.group(3)
+    if re.fullmatch(r"[0-9a-f]{40}", ref):
+        if not (comment and re.search(r"#\s*v\d+(\.\d+){0,2}\b", comment)):
+            return "a SHA pin needs its version in a comment: `@<sha> # vX.Y.Z`"
+        return None
+    major = re.fullmatch(r"v(\d+)", ref)
+    if not major:
+        return "pin a major (`@vN`) or a full SHA with a `# vX.Y.Z` comment"
+    if action not in NODE24_MAJORS:
+        return (f"{action} is not in NODE24_MAJORS: pin a full SHA of a Node 24 release, or "
+                f"add its first Node 24 major there with the evidence")
+    if int(major.group(1)) < NODE24_MAJORS[action]:
+        return f"{action}@{ref} runs on Node 20; Node 24 from v{NODE24_MAJORS[action]}"
+    return None
+
+
+def test_actions_run_on_node_24_at_a_major_or_a_pinned_sha():
+    found = []
+    for path in _workflow_files():
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            match = USES.match(line)
+            if match:
+                problem = _pin_problem(match.group(1), match.group(2))
+                found.append(match.group(1))
+                assert problem is None, f"{path.name}:{number}: {match.group(1)}: {problem}"
+    parsed = [s["uses"] for _, _, j in _jobs() for s in _uses(j)]
+    assert sorted(found) == sorted(parsed), "a `uses:` line the line check did not read"
+
+
+@pytest.mark.parametrize("uses, comment, ok", [
+    ("actions/checkout@v7", None, True),
+    ("actions/checkout@v5", None, True),
+    ("actions/checkout@v4", None, False),
+    ("actions/cache/restore@v6", None, True),
+    ("actions/cache/save@v4", None, False),
+    ("actions/upload-artifact@v5", None, False),
+    ("actions/checkout@v7.0.1", None, False),
+    ("actions/checkout@main", None, False),
+    ("someone/else@v9", None, False),
+    ("someone/else@" + "a" * 40, "# v1.2.3", True),
+    ("actions/checkout@" + "0123456789abcdef" * 2 + "01234567", "# v7.0.1", True),
+    ("actions/checkout@" + "a" * 40, None, False),
+    ("actions/checkout@" + "a" * 39, "# v7", False),
+])
+def test_the_pin_rule(uses, comment, ok):
+    assert (_pin_problem(uses, comment) is None) == ok

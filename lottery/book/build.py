@@ -15,6 +15,7 @@ the engine's run store, so a rebuild after a finished build only loads results.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -26,11 +27,12 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from lottery import config
-from lottery.book import pages, plots
-from lottery.book.layout import (BOOK_DIR, CONFIG_FILE, EXECUTED_SUBDIR, NOTEBOOKS_DIR, TIMINGS_FILE,
-                                 TOC_FILE, ProjectNotFoundError, find_project, notebooks_dir)
+from lottery.book import pages, plan as cost_plan, plots, progress
+from lottery.book.layout import (BOOK_DIR, EXECUTED_SUBDIR, NOTEBOOKS_DIR, TIMINGS_FILE, TOC_FILE,
+                                 find_project, notebooks_dir)
 from lottery.book.chapters import (CHAPTERS, EXECUTION_ORDER, EXECUTION_WAVES, SUMMARIES, ChapterSource,
                                    chapter, check_parameters, read_chapter)
+from lottery.book.launch import book_config, package_source
 
 
 #: npm package that provides MathJax 3 for the offline book; only this file is needed.
@@ -126,7 +128,8 @@ class ChapterError(RuntimeError):
 
 
 def _papermill(source: ChapterSource, output: Path, parameters: Mapping[str, Any]) -> None:
-    """Execute ``source``'s notebook into ``output`` (the kernel runs in its folder)."""
+    """Execute ``source``'s notebook into ``output`` (the kernel runs in its folder and
+    stamps the page into ``<folder>/_stamps``)."""
     import papermill as pm  # book extra, slow to import; only a build executes
 
     try:
@@ -134,10 +137,11 @@ def _papermill(source: ChapterSource, output: Path, parameters: Mapping[str, Any
             source.notebook, str(output), parameters=dict(parameters),
             kernel_name=kernel_name(), cwd=str(output.parent), progress_bar=False,
             log_output=False, request_save_on_cell_execute=False,
-            # the kernel's own log ("running over TCP without encryption" at start-up,
-            # "KeyboardInterrupt caught" at shutdown) is transport noise, not the chapter's:
-            # cell errors still reach the build as PapermillExecutionError
-            extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
+            # the kernel's transport and shutdown log lines ("running over TCP without
+            # encryption", "KeyboardInterrupt caught in kernel") are dropped from its
+            # stderr, every other line is passed on (lottery.book.progress)
+            kernel_manager_class=progress.kernel_manager(
+                {pages.STAMPS_ENV: str(pages.stamps_dir(output.parent))}),
         )
     except pm.PapermillExecutionError as exc:
         raise ChapterError(
@@ -153,8 +157,12 @@ def execute_chapter(
     book_dir: Path | None = None,
     project: Path | None = None,
     log: Log = print,
+    show_progress: bool = True,
 ) -> Path:
     """Execute one chapter with papermill; returns the executed notebook's path.
+
+    While it runs, a line on stderr every 30 s says how many of the networks it trains
+    are done and how long the rest should take (``show_progress``).
 
     ``name`` is a chapter's name (read from the project's ``notebooks/``) or a chapter
     the caller has read already (:func:`lottery.book.chapters.read_chapter`). Invalid parameters raise ``ValueError`` before anything
@@ -171,13 +179,24 @@ def execute_chapter(
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     pages.write_parameters(output.parent, source.name, profile, parameters or {})
-    source_url = package_source(project) if "package_source" in source.parameters else ""
+    source_url = (package_source(project, chapter_name=source.name)
+                  if "package_source" in source.parameters else "")
     if source_url and "package_source" not in params:
         params["package_source"] = source_url
     start = time.perf_counter()
-    _papermill(source, output, params)
+    with _progress(source.name, profile, params, show_progress):
+        _papermill(source, output, params)
+    progress.end_line()
     log(f"  {source.name:<11} {time.perf_counter() - start:6.1f} s  -> {output}")
     return output
+
+
+def _progress(chapter: str, profile: str, params: Mapping[str, Any], show: bool) -> Any:
+    """A progress reporter for the chapter's networks (:mod:`lottery.book.progress`), or
+    nothing when ``show`` is false."""
+    if not show:
+        return contextlib.nullcontext()
+    return progress.ChapterProgress(chapter, lambda: cost_plan.chapter_networks(profile, chapter, params))
 
 
 def refresh_summaries(chapters_dir: Path, project: Path | None = None, log: Log = print,
@@ -237,50 +256,6 @@ def _copy_book_sources(src: Path, dst: Path) -> None:
             shutil.copytree(item, target, dirs_exist_ok=True)
         else:
             shutil.copy2(item, target)
-
-
-def repository_url(project: Path | None = None) -> str:
-    """``repository.url`` of the project's ``_config.yml`` ("" when unset)."""
-    import yaml
-
-    try:
-        cfg = yaml.safe_load((find_project(project) / CONFIG_FILE).read_text()) or {}
-    except ProjectNotFoundError:
-        return ""
-    return str((cfg.get("repository") or {}).get("url") or "").strip().rstrip("/")
-
-
-def package_source(project: Path | None = None) -> str:
-    """What a chapter's set-up cell pip-installs outside the project ("" = no repository)."""
-    url = repository_url(project)
-    return f"git+{url}" if url else ""
-
-
-#: Where the launch buttons find the executed notebooks: the workflow in
-#: .github/workflows publishes the HTML (with ``_sources/chapters/*.ipynb``) to this branch.
-PAGES_BRANCH = "gh-pages"
-
-
-def book_config(project: Path, root: Path) -> Path:
-    """The ``_config.yml`` jupyter-book gets: the project's, plus, when ``repository.url``
-    is set, the header's repository link and Binder / Colab launch buttons that open the
-    executed notebooks published on the pages branch. Without a URL it is used as is."""
-    import yaml
-
-    source = project / CONFIG_FILE
-    cfg = yaml.safe_load(source.read_text()) or {}
-    url = repository_url(project)
-    if not url:
-        return source
-    cfg["repository"] = {"url": url, "branch": PAGES_BRANCH, "path_to_book": "_sources"}
-    cfg.setdefault("html", {})["use_repository_button"] = True
-    cfg["launch_buttons"] = {**(cfg.get("launch_buttons") or {}), "notebook_interface": "classic",
-                             "binderhub_url": "https://mybinder.org",
-                             "colab_url": "https://colab.research.google.com"}
-    out = root / "_config.generated.yml"
-    out.write_text("# written by lottery.book.build.book_config from ../_config.yml; do not edit\n"
-                   + yaml.safe_dump(cfg, sort_keys=False))
-    return out
 
 
 def _jupyter_book(project: Path, root: Path) -> None:

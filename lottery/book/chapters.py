@@ -86,13 +86,21 @@ SETTINGS_PARAMETERS: tuple[str, ...] = (
 )
 
 
+def source_stem(ch: Chapter) -> str:
+    """The stem of the chapter's file in ``notebooks/`` (``06_paper_vs_book`` for ``verdict``)."""
+    return Path(ch.source).stem
+
+
 def chapter(name: str) -> Chapter:
-    """The chapter called ``name``; unknown names raise ``ValueError`` listing the valid ones."""
+    """The chapter called ``name``, given by its name (``verdict``), its file's stem
+    (``06_paper_vs_book``) or its file name (``06_paper_vs_book.md``); unknown names
+    raise ``ValueError`` listing the valid ones."""
     for ch in CHAPTERS:
-        if ch.name == name:
+        if name in (ch.name, ch.source, source_stem(ch)):
             return ch
     raise ValueError(
-        f"unknown chapter {name!r}; choose one of {[c.name for c in CHAPTERS]}"
+        f"unknown chapter {name!r}; choose one of {[c.name for c in CHAPTERS]} "
+        f"(or a file stem: {[source_stem(c) for c in CHAPTERS]})"
     )
 
 

@@ -87,11 +87,24 @@ def retrain_check(run: ChapterSettings) -> pd.DataFrame:
     return pd.DataFrame([{**out, "domain": display_name(out["domain"])}]).set_index("domain")
 
 
-def glue_values(values: Mapping[str, Any]) -> None:
-    """``myst_nb.glue`` each value without displaying it (for ``{glue:text}`` roles)."""
-    from myst_nb import glue  # the book extra; only a notebook kernel glues
+#: Every value :func:`glue_values` was given in this kernel, by name (plain Python values).
+GLUED: dict[str, Any] = {}
 
+
+def glue_values(values: Mapping[str, Any]) -> None:
+    """``myst_nb.glue`` each value without displaying it (for ``{glue:text}`` roles).
+
+    Without myst-nb (the ``book`` extra; e.g. a chapter opened on Colab or Binder next to
+    a plain ``pip install`` of the package) nothing is glued or displayed and the chapter
+    runs on: only a Jupyter Book build reads the glue. The values are kept in
+    :data:`GLUED` either way."""
+    try:
+        from myst_nb import glue  # the book extra; only a notebook kernel glues
+    except ImportError:
+        glue = None
     for key, value in values.items():
         if isinstance(value, (np.floating, np.integer)):
             value = value.item()
-        glue(key, value, display=False)
+        GLUED[key] = value
+        if glue is not None:
+            glue(key, value, display=False)

@@ -27,12 +27,13 @@ recorded, falling back to a probe of this machine (a lower bound) where none is 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
 
 from lottery.book import notebook
-from lottery.book.chapters import CHAPTER_WORK, EXECUTION_ORDER
+from lottery.book.chapters import CHAPTER_WORK, EXECUTION_ORDER, SETTINGS_PARAMETERS
 from lottery.config import ExperimentSettings, strategies as strat
 from lottery.engine import cost as cost_model, jobs as procedures, runner
 from lottery.engine.cost import work_per_network
@@ -163,6 +164,36 @@ def page_reference(run: Any, store: Any = None) -> tuple[float, float] | None:
                             store or RunStore())
 
 
+def _chapter_chains(profile: str, chapter: str, parameters: Mapping[str, Any] | None
+                    ) -> list[tuple[Any, ExperimentSettings]]:
+    """The jobs ``chapter`` runs with ``parameters`` (as ``-p`` would pass them)."""
+    params = dict(parameters or {})
+    variants = params.pop("variants", None)
+    new = selection.chapter_settings(profile, **params)
+    needed = []
+    for w in CHAPTER_WORK[chapter]:
+        pairs = new.pairs   # the federated chapter's default pairs are the settings' own
+        if w == "federated" and params.get("pairs") is None:
+            pairs = federated_jobs.pairs_of(new.settings)
+        seeds = new.ticket_seeds if w == "tickets" else new.seeds
+        needed += chains(new.settings, w, new.domains, seeds, pairs, variants)
+    return needed
+
+
+def chapter_networks(profile: str, chapter: str, parameters: Mapping[str, Any] | None = None,
+                     store: Any = None) -> list[Path]:
+    """The ``metrics.json`` of every network that executing ``chapter`` with ``parameters``
+    needs, stored or not, each once (a round 0 shared by strategies counts once): what
+    :class:`lottery.book.progress.ChapterProgress` counts while the chapter runs.
+    Parameters that are not settings (``package_source``, ``dask``, ``rewind_sweep``) are
+    ignored; the phase chapter's optional rewind sweep is not counted."""
+    store = store or RunStore()
+    params = {k: v for k, v in (parameters or {}).items()
+              if k in SETTINGS_PARAMETERS or k == "variants"}
+    steps = _unique_steps(_chapter_chains(profile, chapter, params), store)
+    return [Path(path) / step / "metrics.json" for path, step in steps]
+
+
 def cost(run: Any, chapter: str, parameters: Mapping[str, Any] | None = None,
          reference: tuple[float, float] | None = None, store: Any = None) -> Cost:
     """What executing ``chapter`` with ``parameters`` (as ``-p`` would pass them) on
@@ -170,20 +201,9 @@ def cost(run: Any, chapter: str, parameters: Mapping[str, Any] | None = None,
     store; by default measured on ``run``'s ticket networks (:func:`page_reference`)."""
 
     store = store or RunStore()
-    params = dict(parameters or {})
-    variants = params.pop("variants", None)
-    new = selection.chapter_settings(run.profile, **params)
-    work = CHAPTER_WORK[chapter]
-    needed = []
-    for w in work:
-        pairs = new.pairs   # the federated chapter's default pairs are the settings' own
-        if w == "federated" and params.get("pairs") is None:
-            pairs = federated_jobs.pairs_of(new.settings)
-        seeds = new.ticket_seeds if w == "tickets" else new.seeds
-        needed += chains(new.settings, w, new.domains, seeds, pairs, variants)
-    steps = _unique_steps(needed, store)
+    steps = _unique_steps(_chapter_chains(run.profile, chapter, parameters), store)
     missing = [w for done, w in steps.values() if not done]
-    if reference is None and work:
+    if reference is None and CHAPTER_WORK[chapter]:
         reference = page_reference(run, store)
     seconds = None
     if reference is not None and reference[1] > 0:

@@ -18,7 +18,7 @@ from lottery.engine.runner import RunCounts
 from lottery.engine.durable import StoreWriteError, full_error, is_full
 from lottery.engine.store import RunStore
 from lottery.experiment import validate as experiment
-from lottery.experiment.labels import show_strategies
+from lottery.experiment.labels import show_strategies, sparsity_label
 
 def positive_int(text: str) -> int:
     """An argparse type: an integer >= 1 (``--workers 0`` is an error, not "silently one")."""
@@ -73,7 +73,9 @@ def add_store_args(p: argparse.ArgumentParser) -> None:
 def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=int, nargs="+", help="seeds (default: the profile's)")
     add_store_args(p)
-    p.add_argument("--csv", type=csv_path, help="also write the results table to this CSV file")
+    p.add_argument("--csv", type=csv_path, help="also write the results table to this CSV file "
+                   "(one row per network; accuracies and sparsity as fractions 0-1, as stored; "
+                   "the printed summary shows them in %%)")
     add_dask_arg(p)
 
 
@@ -174,11 +176,19 @@ def finish_run(args: argparse.Namespace, df, store, counts: RunCounts) -> int:
     if args.csv:
         df.to_csv(args.csv, index=False)
         print(f"table written to {args.csv}")
-    table = show_strategies(summarize(df))   # the strategies by their labels
-    table["test_acc"] = [f"{m:.3f} ± {0 if s != s else s:.3f}" for m, s in zip(table.test_mean, table.test_std)]
-    print(table[["source", "target", "strategy", "round", "sparsity", "test_acc", "n_seeds"]]
-          .to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+    print(accuracy_table(df).to_string(index=False))
     return 0
+
+
+def accuracy_table(df) -> Any:
+    """The printed summary of a results table, in the book's units: sparsity in % (as the
+    book labels it) and test accuracy, mean ± std over seeds, in % with one decimal (the
+    CSV keeps fractions)."""
+    table = show_strategies(summarize(df))   # the strategies by their labels
+    table["sparsity"] = [sparsity_label(s) for s in table.sparsity]
+    table["test acc (%)"] = [f"{100 * m:.1f} ± {0 if s != s else 100 * s:.1f}"
+                             for m, s in zip(table.test_mean, table.test_std)]
+    return table[["source", "target", "strategy", "round", "sparsity", "test acc (%)", "n_seeds"]]
 
 
 def dask_executor(args: argparse.Namespace) -> Any:

@@ -10,26 +10,45 @@ from pathlib import Path
 from lottery.book import build, chapters, layout
 from lottery.cli.args import add_chapter_args, chapter_params, usage_error
 
+def chapter_table() -> str:
+    """Every chapter, in the book's order: its name, its file in notebooks/ and its title."""
+    rows = [f"  {'name':<11} {'file in notebooks/':<24} title"]
+    rows += [f"  {ch.name:<11} {ch.source:<24} {ch.title}" for ch in chapters.CHAPTERS]
+    return "\n".join(rows)
+
+
 def add_chapter(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("chapter", help="execute one book chapter with parameters (papermill)")
-    p.add_argument("name", nargs="?", help="chapter: intro, data, divergence, tickets, "
-                                           "transfer, phase, ablation, verdict")
+    p = sub.add_parser("chapter", help="execute one book chapter with parameters (papermill)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="chapters (give the name or the file's stem, e.g. verdict or "
+                              "06_paper_vs_book):\n" + chapter_table())
+    p.add_argument("name", nargs="?", metavar="NAME",
+                   help="chapter: " + ", ".join(c.name for c in chapters.CHAPTERS)
+                        + ", or its file's stem (the table below)")
     add_chapter_args(p)
     p.add_argument("--output", "-o", help="executed notebook (default: "
                                           "book/chapters/NAME.ipynb in the project)")
-    p.add_argument("--list", action="store_true", help="list chapters and their parameters")
+    p.add_argument("--list", action="store_true",
+                   help="list the chapters: name, file, title and parameters with their defaults")
     p.set_defaults(run=_run_chapter)
+
+
+def _list_chapters(project: str | None) -> None:
+    notebooks = layout.notebooks_dir(project)
+    print(f"{'name':<11} {'file in notebooks/':<24} {'title':<37} parameters (defaults)")
+    for ch in chapters.CHAPTERS:
+        declared = chapters.read_chapter(ch.name, notebooks).parameters
+        params = ", ".join(f"{k}={v!r}" for k, v in declared.items())
+        print(f"{ch.name:<11} {ch.source:<24} {ch.title:<37} {params}")
+    print("executed notebooks are book/chapters/NAME.ipynb; list values are JSON: "
+          "-p domains '[\"books\"]'")
 
 
 def _run_chapter(args: argparse.Namespace) -> int:
 
     try:
         if args.list:
-            notebooks = layout.notebooks_dir(args.project)
-            for ch in chapters.CHAPTERS:
-                declared = chapters.read_chapter(ch.name, notebooks).parameters
-                params = ", ".join(f"{k}={v!r}" for k, v in declared.items())
-                print(f"{ch.name:<11} {ch.title:<32} {params}")
+            _list_chapters(args.project)
             return 0
         if not args.name:
             raise ValueError("give a chapter name (or --list)")

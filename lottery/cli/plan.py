@@ -1,6 +1,6 @@
-"""``lottery plan PROFILE``: what a profile's book costs before it runs (the trainings and
+"""``lottery plan --profile P``: what a profile's book costs before it runs (the trainings and
 FLOPs of every chapter that trains, and the wall time here and on a named GPU); and
-``lottery profile NAME``: a profile's fully resolved settings (``--help-settings``: every
+``lottery profile --profile NAME``: a profile's fully resolved settings (``--help-settings``: every
 setting's name, type, value and help).
 """
 
@@ -41,12 +41,38 @@ def _efficiency(text: str) -> float:
     return x
 
 
+def add_profile_choice(p: argparse.ArgumentParser, default: str | None, what: str = "") -> None:
+    """``--profile NAME`` as every command takes it, plus the older positional form
+    (``lottery plan course``), kept for compatibility."""
+    names = sorted(config.PROFILES)
+    p.add_argument("--profile", choices=names, default=None,
+                   help=f"profile: {', '.join(names)}"
+                        + (f" (default: {default})" if default else "") + (f"; {what}" if what else ""))
+    p.add_argument("positional_profile", nargs="?", choices=names, metavar="PROFILE",
+                   help="the same as --profile PROFILE (the older form)")
+    p.set_defaults(default_profile=default)
+
+
+def _with_profile(run: Any, command: str) -> Any:
+    """``run`` after merging the positional profile into ``args.profile`` (exit 2 when
+    the two name different profiles)."""
+    def go(args: argparse.Namespace) -> int:
+        given, old = args.profile, args.positional_profile
+        if given and old and given != old:
+            print(f"lottery {command}: two profiles given ({old} and --profile {given}); "
+                  f"give one", file=sys.stderr)
+            return 2
+        args.profile = given or old or args.default_profile
+        return run(args)
+    return go
+
+
 def add_plan(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("plan", help="trainings, FLOPs and projected wall time of a profile's book, "
                                     "per chapter (here: calibrated on stored trainings, else a "
                                     "short probe; on a named GPU: a range of assumed efficiencies)")
-    p.add_argument("profile", choices=sorted(config.PROFILES))
+    add_profile_choice(p, default="course")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one setting")
     p.add_argument("--runs", help="run store whose trainings calibrate the CPU projection "
                                   "(default: <cache>/runs; nothing is written)")
@@ -59,7 +85,7 @@ def add_plan(sub: argparse._SubParsersAction) -> None:
                         f"(default {low} {high}: an assumption, not a measurement, until "
                         "benchmarks/gpu_check.sh measures it)")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(run=_run_plan)
+    p.set_defaults(run=_with_profile(_run_plan, "plan"))
 
 
 def _machine(s: Any, loads: list[plan.ChapterLoad], store: RunStore, tokens: Any) -> dict[str, Any]:
@@ -218,24 +244,22 @@ def _gpu_lines(out: dict[str, Any]) -> list[str]:
 def add_profile(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("profile", help="print a profile's fully resolved settings (with --set applied); "
                                        "--help-settings: every setting with its type and help")
-    p.add_argument("name", nargs="?", choices=sorted(config.PROFILES),
-                   help="profile (optional with --help-settings: then the defaults are shown)")
+    add_profile_choice(p, default=None, what="optional with --help-settings: then the defaults are shown")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one setting (repeatable)")
     p.add_argument("--json", action="store_true", help="print JSON (default: one KEY = VALUE per line)")
     p.add_argument("--help-settings", action="store_true",
                    help="list every setting: dotted name, type, value (the profile's, else the "
                         "default) and help")
-    p.set_defaults(run=_run_profile)
+    p.set_defaults(run=_with_profile(_run_profile, "profile"))
 
 
 def _run_profile(args: argparse.Namespace) -> int:
-    if args.name is None and not args.help_settings:
-        print("lottery profile: give a profile name (or --help-settings)", file=sys.stderr)
+    if args.profile is None and not args.help_settings:
+        print("lottery profile: give a profile, --profile NAME (or --help-settings)", file=sys.stderr)
         return 2
-    args.profile = args.name
-    resolved = profile_settings(args) if args.name else None
+    resolved = profile_settings(args) if args.profile else None
     if args.help_settings:
-        return _help_settings(resolved, args.name)
+        return _help_settings(resolved, args.profile)
     settings = config.to_dict(resolved)
     if args.json:
         print(json.dumps(settings, indent=2))

@@ -173,9 +173,10 @@ class FederatedSettings:
     strategies: tuple[str, ...] = field(
         default=("full", "masks_reset", "masks_random", "target"),
         metadata={"help": "strategies trained by federated averaging (reference and transfer rows)"})
-    #: "flower" (Flower's simulation engine on Ray) or "inline" (the same client and
-    #: server functions called in this process); identical numbers, so not hashed.
-    backend: str = field(default="flower", metadata={
+    #: "inline" (the client and server functions called in this process; the default,
+    #: no extra needed) or "flower" (the same functions in Flower's simulation engine on
+    #: Ray: the optional ``federated`` extra); identical numbers, so not hashed.
+    backend: str = field(default="inline", metadata={
         **NOT_HASHED, "choices": ("flower", "inline"),
         "help": "\"flower\" (Flower's simulation on Ray) or \"inline\" (same numbers, in process)"})
 

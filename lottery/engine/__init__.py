@@ -9,6 +9,7 @@
 - :mod:`~lottery.engine.durable`  files written whole (synced) or not at all; a full disk or a torn file named
 - :mod:`~lottery.engine.encoded`  a domain's splits as token ids, encoded once and shared through the cache
 - :mod:`~lottery.engine.store`    hashed, resumable run directories
+- :mod:`~lottery.engine.archive`  a filled run store as one checksummed archive (export, verified import)
 - :mod:`~lottery.engine.recovery` a stored step that cannot be read back is set aside and retrained
 - :mod:`~lottery.engine.jobs`     ticket and transfer chains as resumable jobs (§4.3, §5.2, §5.3)
 - :mod:`~lottery.engine.results`  the tidy results table (one row per network and curve)

@@ -199,10 +199,18 @@ class RunDir:
             raise CorruptStep(self, step, bad) from None
 
     def tensors(self, step: str, name: str) -> dict[str, torch.Tensor]:
+        """A finished step's tensors. Asked for, a file the step lacks is damage too (e.g.
+        ``weights.pt`` of a run imported without weights, :mod:`lottery.engine.archive`):
+        :class:`CorruptStep`, so the step is set aside and trained again."""
+        path = self.path / step / f"{name}.pt"
         try:
-            return load_tensors(self.path / step / f"{name}.pt")
+            return load_tensors(path)
         except CorruptFile as bad:
             raise CorruptStep(self, step, bad) from None
+        except FileNotFoundError:
+            if not self.done(step):
+                raise
+            raise CorruptStep(self, step, CorruptFile(path, "the step has no such file")) from None
 
     def save_file(self, name: str, tensors: dict[str, torch.Tensor]) -> None:
         """Store a run file (``theta0.pt``) once: an existing one is kept."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.util
 import logging
 import os
 from typing import Any, Callable, Iterator, Sequence
@@ -24,9 +25,26 @@ from typing import Any, Callable, Iterator, Sequence
 from lottery import config
 from lottery.federated import protocol as fed
 
-INSTALL_HINT = ("the Flower backend needs the `federated` extra (flwr[simulation]): run "
-                "`make venv`, or `pip install -e '.[federated]'`; or run in-process with "
-                "--set federated.backend=inline (the same numbers)")
+INSTALL_HINT = ("federated.backend=flower needs Flower, which is not installed: "
+                "pip install 'lottery-book[federated]' (in a checkout: "
+                "pip install -c constraints/pinned.txt -e '.[federated]'); or leave "
+                "federated.backend at its default, inline (the same numbers, in process)")
+
+
+class FlowerMissing(ImportError):
+    """The ``federated`` extra (flwr[simulation], Ray) is not installed; the message says
+    how to install it. The command line prints it as one line (exit 2)."""
+
+
+def require() -> None:
+    """Raise :class:`FlowerMissing` unless Flower's simulation engine (flwr and Ray) can
+    be imported."""
+    try:
+        import flwr.simulation  # noqa: F401  (the federated extra)
+    except ImportError as exc:
+        raise FlowerMissing(f"{INSTALL_HINT} ({exc})") from None
+    if importlib.util.find_spec("ray") is None:     # flwr without its `simulation` extra
+        raise FlowerMissing(f"{INSTALL_HINT} (No module named 'ray')")
 
 
 def _records(arrays: fed.Arrays) -> Any:
@@ -122,12 +140,10 @@ def run(settings: Any, tasks: Sequence[fed.Task], prepare: Callable[[fed.Task], 
     ``prepare`` gives a task's starting :class:`Simulation` and a referee
     ``evaluate(state) -> (val, test)``; ``finish`` stores it.
     """
-    try:
-        from flwr.app import ConfigRecord, Context
-        from flwr.serverapp import Grid, ServerApp
-        from flwr.simulation import run_simulation
-    except ImportError as exc:
-        raise ImportError(f"{INSTALL_HINT} ({exc})") from None
+    require()
+    from flwr.app import ConfigRecord, Context
+    from flwr.serverapp import Grid, ServerApp
+    from flwr.simulation import run_simulation
 
     f = settings.federated
     failure: list[BaseException] = []
