@@ -5,6 +5,7 @@ run the engine tests with ``pytest -x``, and print the first test that fails.
     .venv/bin/python tests/mutation_check.py a g h1     # some of them
     .venv/bin/python tests/mutation_check.py S          # the statistics mutations S1... (~3 min)
     .venv/bin/python tests/mutation_check.py R j        # the reliability mutations R1... (~10 min)
+    .venv/bin/python tests/mutation_check.py I          # the instability mutations I1, I2 (~1 min)
 
 Exits non-zero if any chosen mutation survives.
 
@@ -102,6 +103,13 @@ R_MUTATIONS = {
                                                     (CLU, "import hashlib\n", "import contextlib\nimport hashlib\n")],
 }
 
+#: The instability mutations (issue 25): each breaks one guarantee of the path.
+INS = "lottery/engine/instability.py"
+I_MUTATIONS = {
+ "I1 interpolation does not apply the mask": [(INS, "        if name in mask:   # the survivors only", "        if False:   # the survivors only")],
+ "I2 both copies share one seed": [(INS, 'seed=derive_seed(self.seed, "instability", r, copy))', 'seed=derive_seed(self.seed, "instability", r))')],
+}
+
 MUTATIONS = {
  "a MASKS-RANDOM starts from θ0": [("lottery/config/strategies.py", 'Strategy("masks_random",   "MASKS-RANDOM",   "transfer",  "fresh", ', 'Strategy("masks_random",   "MASKS-RANDOM",   "transfer",  "theta0",')],
  "b TICKET-RANDOM reuses one draw": [("lottery/engine/starts.py", "manual_seed(derive_seed(seed, key, r))", "manual_seed(derive_seed(seed, key))")],
@@ -140,7 +148,7 @@ MUTATIONS = {
 
 only = sys.argv[1:]
 survivors = []
-for name, edits in {**MUTATIONS, **S_MUTATIONS, **R_MUTATIONS}.items():
+for name, edits in {**MUTATIONS, **S_MUTATIONS, **R_MUTATIONS, **I_MUTATIONS}.items():
     mid = name.split()[0]   # "S12": chosen by "S12" or by "S"
     chosen = any(o in (mid, mid.rstrip("0123456789")) for o in only)
     if only and not chosen:
@@ -154,6 +162,7 @@ for name, edits in {**MUTATIONS, **S_MUTATIONS, **R_MUTATIONS}.items():
         assert text.count(old) >= 1, (name, path, old)
         open(f, "w").write(text.replace(old, new, 1))
     tests = (STATS_TESTS if name.startswith("S") else
+             ["tests/test_instability.py"] if name.startswith("I") else
              ["tests/test_cluster.py"] if name.startswith(("R9", "R10")) else
              R_TESTS if name.startswith("R") else
              ["tests/test_store.py"] if name.startswith("h") else

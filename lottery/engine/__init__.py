@@ -12,6 +12,7 @@
 - :mod:`~lottery.engine.archive`  a filled run store as one checksummed archive (export, verified import)
 - :mod:`~lottery.engine.recovery` a stored step that cannot be read back is set aside and retrained
 - :mod:`~lottery.engine.jobs`     ticket and transfer chains as resumable jobs (§4.3, §5.2, §5.3)
+- :mod:`~lottery.engine.instability` instability analysis: error barriers on the linear path between two trainings (Frankle et al. 2020)
 - :mod:`~lottery.engine.results`  the tidy results table (one row per network and curve)
 - :mod:`~lottery.engine.runner`   runs jobs on any process executor
 - :mod:`~lottery.engine.cluster`  the same jobs on Dask (local, a scheduler, Slurm)

@@ -13,5 +13,6 @@
 - :mod:`~lottery.stats.rewinding`        TICKET-REWIND statistics and the choice of k
 - :mod:`~lottery.stats.overlap`          Jaccard overlap of stored masks against chance
 - :mod:`~lottery.stats.ablation`         the course profile's departures from §5.1, undone one at a time
+- :mod:`~lottery.stats.instability`      error barriers over seeds and the share of stable seeds (linear mode connectivity)
 - :mod:`~lottery.stats.divergence`       subword unigram distributions and Jensen-Shannon divergence (§3)
 """
