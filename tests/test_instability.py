@@ -165,13 +165,15 @@ def test_run_instability_loads_the_stored_rows_and_the_stats_summarise_them(meas
     df = instability.run_instability(SETTINGS, ["books"], [0], ["random"], ROUNDS, store=store, points=5)
     assert trainings == [] and list(df["round"]) == [0, 2]
     table = stats.barrier_table(df)
-    assert list(table["barrier_pts"]) == pytest.approx([100 * r["barrier"] for r in rows])
-    assert list(table["n_seeds"]) == [1, 1]
+    flat = [any(abs(a - 0.5) <= 0.01 for a in r["endpoint_acc"]) for r in rows]
+    assert list(table["n_collapsed"]) == [int(f) for f in flat]
+    kept = table.dropna(subset=["barrier_pts"])
+    assert list(kept["barrier_pts"]) == pytest.approx([100 * r["barrier"] for r, f in zip(rows, flat) if not f])
 
 
 def test_barrier_table_averages_domains_within_a_seed_first():
     df = pd.DataFrame([{"strategy": "reset", "round": 1, "domain": d, "seed": s, "sparsity": 0.35,
-                        "barrier": b} for d, s, b in [("books", 0, 0.00), ("dvd", 0, 0.02),
+                        "barrier": b, "endpoint_acc": [0.7, 0.72]} for d, s, b in [("books", 0, 0.00), ("dvd", 0, 0.02),
                                                       ("books", 1, 0.04), ("dvd", 1, 0.04),
                                                       ("books", 2, 0.01), ("dvd", 2, 0.01)]])
     table = stats.barrier_table(df)
@@ -180,3 +182,15 @@ def test_barrier_table_averages_domains_within_a_seed_first():
     assert row["low_pts"] < row["barrier_pts"] < row["high_pts"]
     share = stats.stable(df)
     assert share.iloc[0]["stable_share"] == pytest.approx(2 / 3) and share.iloc[0]["n_seeds"] == 3
+
+
+def test_collapsed_pairs_are_left_out_and_counted():
+    """A collapsed copy answers one class: its path is flat and its barrier 0 says
+    nothing about stability, so it must not count as a stable seed."""
+    df = pd.DataFrame([{"strategy": "random", "round": 7, "domain": "books", "seed": s, "sparsity": 0.99,
+                        "barrier": b, "endpoint_acc": acc}
+                       for s, b, acc in [(0, 0.0, [0.5, 0.5]), (1, 0.10, [0.70, 0.71]), (2, 0.0, [0.505, 0.69])]])
+    share = stats.stable(df).iloc[0]
+    assert share["n_seeds"] == 1 and share["stable_share"] == 0 and share["n_collapsed"] == 2
+    row = stats.barrier_table(df).iloc[0]
+    assert row["barrier_pts"] == pytest.approx(10.0) and row["n_collapsed"] == 2
