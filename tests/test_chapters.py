@@ -197,5 +197,5 @@ def test_waves_order_and_work_come_from_the_table():
     # the costs of a chapter's exercises count the work the table says it does
     assert plan.CHAPTER_WORK == {c.name: c.work for c in chapters.CHAPTERS}
     assert plan.CHAPTER_WORK["federated"] == ("federated",) and plan.CHAPTER_WORK["data"] == ()
-    works = {"tickets", "transfer", "ablation", "federated"}
+    works = {"tickets", "transfer", "ablation", "federated", "instability"}
     assert set().union(*plan.CHAPTER_WORK.values()) == works

@@ -194,3 +194,26 @@ def test_collapsed_pairs_are_left_out_and_counted():
     assert share["n_seeds"] == 1 and share["stable_share"] == 0 and share["n_collapsed"] == 2
     row = stats.barrier_table(df).iloc[0]
     assert row["barrier_pts"] == pytest.approx(10.0) and row["n_collapsed"] == 2
+
+
+def test_the_rounds_around_96_percent_are_fixed_by_the_pruning_alone():
+    assert stats.transition_rounds(0.5, 7) == (4, 5)        # course: 93.8% and 96.9%
+    assert stats.transition_rounds(0.35, 20) == (7, 8)      # paper: 95.1% and 96.8%
+    assert stats.transition_rounds(0.5, 3) is None          # never past 96%
+
+
+def test_the_hypothesis_is_one_test_over_seeds_of_the_barrier_change():
+    """Per seed: (RANDOM − RESET) above minus (RANDOM − RESET) below; a seed with a
+    collapsed pair is left out; RANDOM unstable only past 96% is 'reproduced'."""
+    rows = []
+    for seed in range(6):
+        for strategy, r, b in [("reset", 4, 0.01), ("random", 4, 0.02), ("reset", 5, 0.01), ("random", 5, 0.10)]:
+            acc = [0.5, 0.5] if (seed == 5 and strategy == "random" and r == 5) else [0.7, 0.72]
+            rows.append({"strategy": strategy, "round": r, "domain": "books", "seed": seed, "sparsity": 0.9,
+                         "barrier": b + 0.001 * seed * (strategy == "random" and r == 5), "endpoint_acc": acc})
+    test = stats.hypothesis_test(pd.DataFrame(rows), 4, 5, "Books")
+    assert test.n == 5 and test.kind == "above"
+    assert test.values == pytest.approx([0.08 + 0.001 * seed for seed in range(5)])
+    assert stats.hypothesis_verdict(test) == "reproduced"
+    flipped = pd.DataFrame(rows).assign(barrier=lambda d: -d["barrier"])
+    assert stats.hypothesis_verdict(stats.hypothesis_test(flipped, 4, 5, "Books")) == "not reproduced"

@@ -108,9 +108,13 @@ def test_the_book_workload_counts_the_ablation_and_federated_chapters():
         loads = {ld.chapter: ld for ld in plan.profile_workload(p, lambda s: 100.0)}
         counts = plan.profile_networks(p)
         assert counts == {c: ld.count for c, ld in loads.items() if ld.count}
-        assert set(counts) == {"tickets", "transfer", "ablation", "federated"}
+        assert set(counts) == {"tickets", "transfer", "phase", "ablation", "federated"}
         # chapters that only read the stored runs add nothing
-        assert all(loads[c].count == 0 for c in ("phase", "verdict", "intro"))
+        assert all(loads[c].count == 0 for c in ("verdict", "intro"))
+        # the phase chapter's instability pairs: first domain, ticket seeds, RESET and
+        # RANDOM, the two rounds around 96% (one step = two copies)
+        seeds = p.ticket_seeds or p.seeds
+        assert counts["phase"] == len(seeds) * 2 * 2
         # the ablation's variants on one domain, TICKET-RESET and TICKET-RANDOM (the
         # unchanged profile's runs are the ticket chapter's)
         variants = len(ablation.select(None))

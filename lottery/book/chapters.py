@@ -52,7 +52,7 @@ CHAPTERS: tuple[Chapter, ...] = (
     Chapter("divergence", "02_divergence.md", "How different are the domains?", 0),
     Chapter("tickets", "03_tickets.md", "Finding tickets", 0, ("tickets",)),
     Chapter("transfer", "04_transfer.md", "Transferring tickets", 1, ("transfer",)),
-    Chapter("phase", "05_phase_transition.md", "The phase transition", 2, ("tickets", "transfer")),
+    Chapter("phase", "05_phase_transition.md", "The phase transition", 2, ("tickets", "transfer", "instability")),
     Chapter("ablation", "07_ablation.md", "Why this book differs from the paper", 2, ("ablation",)),
     Chapter("federated", "08_federated.md", "Sparsify and transfer, federated", 3, ("federated",)),
     Chapter("verdict", "06_paper_vs_book.md", "Paper vs this book", 2, ("tickets", "transfer")),

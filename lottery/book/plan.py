@@ -35,12 +35,12 @@ import pandas as pd
 from lottery.book import notebook
 from lottery.book.chapters import CHAPTER_WORK, EXECUTION_ORDER, SETTINGS_PARAMETERS
 from lottery.config import ExperimentSettings, strategies as strat
-from lottery.engine import cost as cost_model, jobs as procedures, runner
+from lottery.engine import cost as cost_model, instability as instability_runs, jobs as procedures, runner
 from lottery.engine.cost import work_per_network
 from lottery.engine.store import RunStore, load_json
 from lottery.experiment import selection, validate as experiment
 from lottery.federated import jobs as federated_jobs
-from lottery.stats import ablation
+from lottery.stats import ablation, instability as instability_stats
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,13 @@ def chains(settings: ExperimentSettings, work: str, domains: Sequence[str], seed
         tasks = federated_jobs.tasks(settings, pairs, seeds)
         reads = {c: None for t in tasks for c in t.ticket_chains()}   # each ticket run once
         return [(c, settings) for c in reads] + [(t, settings) for t in tasks]
-    raise ValueError(f"unknown work {work!r}: tickets, transfer, ablation or federated")
+    if work == "instability":     # the phase chapter: the first domain, around 96% sparsity
+        crossing = instability_stats.transition_rounds(settings.prune.prune_fraction_per_round, settings.prune.rounds)
+        if crossing is None or not domains:
+            return []
+        return [(j, settings) for j in instability_runs.instability_jobs(
+            settings, list(domains)[:1], seeds, instability_stats.STRATEGIES, crossing)]
+    raise ValueError(f"unknown work {work!r}: tickets, transfer, ablation, federated or instability")
 
 
 def run_path(chain: Any, store: Any) -> Any:
@@ -120,12 +126,12 @@ def run_path(chain: Any, store: Any) -> Any:
 def network_work(job: Any, s: ExperimentSettings) -> float:
     """Relative training work of one network of ``job`` (:func:`work_per_network`): a
     federated training sees the training reviews ``comm_rounds × local_epochs`` times
-    (every client's shard, each local epoch) instead of ``max_epochs``."""
+    instead of ``max_epochs``; an instability step trains two copies."""
 
     if isinstance(job, federated_jobs.FederatedTask):
         f = s.federated
         return work_per_network(s) * f.comm_rounds * f.local_epochs / s.train.max_epochs
-    return work_per_network(s)
+    return (2 if isinstance(job, instability_runs.InstabilityJob) else 1) * work_per_network(s)
 
 
 def _unique_steps(chain_list: Sequence[tuple[Any, ExperimentSettings]], store: Any
@@ -175,7 +181,7 @@ def _chapter_chains(profile: str, chapter: str, parameters: Mapping[str, Any] | 
         pairs = new.pairs   # the federated chapter's default pairs are the settings' own
         if w == "federated" and params.get("pairs") is None:
             pairs = federated_jobs.pairs_of(new.settings)
-        seeds = new.ticket_seeds if w == "tickets" else new.seeds
+        seeds = new.ticket_seeds if w in ("tickets", "instability") else new.seeds
         needed += chains(new.settings, w, new.domains, seeds, pairs, variants)
     return needed
 
@@ -269,7 +275,7 @@ def _chapter_jobs(s: ExperimentSettings, chapter: str) -> list[tuple[Any, Experi
     out = []
     for work in CHAPTER_WORK[chapter]:
         pairs = federated_jobs.pairs_of(s) if work == "federated" else s.transfer_pairs
-        seeds = experiment.ticket_seeds(s) if work == "tickets" else s.seeds
+        seeds = experiment.ticket_seeds(s) if work in ("tickets", "instability") else s.seeds
         out += chains(s, work, s.data.domains, seeds, pairs)
     return out
 
@@ -300,6 +306,8 @@ def book_networks(settings: ExperimentSettings) -> dict[str, tuple[Network, ...]
 
 def network_flops(n: Network, tokens: float) -> float:
     """Dense training FLOPs of one training (:mod:`lottery.engine.cost`)."""
+    if isinstance(n.job, instability_runs.InstabilityJob):   # two copies per step
+        return 2 * cost_model.flops_per_network(n.settings, tokens)
     return (cost_model.federated_flops(n.settings, tokens) if n.federated
             else cost_model.flops_per_network(n.settings, tokens))
 

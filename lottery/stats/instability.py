@@ -16,6 +16,7 @@ import pandas as pd
 
 from lottery.stats.analysis import CHANCE, COLLAPSE_PTS
 from lottery.stats.inference import ALPHA, t_interval
+from lottery.stats.verdicts import INCONCLUSIVE, SeedTest, verdict
 
 #: A network is *stable* when its barrier is at most this (2 points of test error;
 #: Frankle et al. 2020 use 2% as well).
@@ -67,3 +68,41 @@ def stable(df: pd.DataFrame, threshold: float = STABLE_BARRIER) -> pd.DataFrame:
            .agg(sparsity=("sparsity", "mean"), stable_share=("stable", "mean"), n_seeds=("seed", "nunique"))
            .reset_index())
     return out.merge(n_collapsed(df), on=KEYS, how="right") if len(df) else out
+
+
+#: The paper's transition (§5.2): resetting starts to matter past 96% sparsity.
+TRANSITION = 0.96
+#: The strategies the hypothesis compares (the phase chapter trains these).
+STRATEGIES = ("reset", "random")
+
+
+def transition_rounds(prune_fraction: float, rounds: int) -> tuple[int, int] | None:
+    """The last round at or below :data:`TRANSITION` sparsity and the first above it (a
+    rule fixed by the paper's 96%, before any barrier is seen); None if the pruning never
+    crosses it or no pruned round lies below it."""
+    sparsity = {r: 1 - (1 - prune_fraction) ** r for r in range(1, rounds + 1)}
+    below = [r for r, s in sparsity.items() if s <= TRANSITION]
+    above = [r for r, s in sparsity.items() if s > TRANSITION]
+    return (below[-1], above[0]) if below and above else None
+
+
+def hypothesis_test(df: pd.DataFrame, below: int, above: int, group: str) -> SeedTest:
+    """The stated hypothesis — "where RESET − RANDOM opens, RANDOM becomes unstable and
+    RESET stays stable" — as one test over seeds: per seed, the barrier difference
+    RANDOM − RESET at round ``above`` minus the same difference at round ``below``
+    (domains averaged within the seed; a seed enters only if none of its four pairs
+    collapsed). The hypothesis predicts a positive change (``kind="above"``)."""
+    seeds = per_seed(df).pivot_table(index="seed", columns=["strategy", "round"], values="barrier")
+    needed = [("random", above), ("reset", above), ("random", below), ("reset", below)]
+    if not all(c in seeds.columns for c in needed):
+        return SeedTest(group, "barrier RANDOM − RESET, change", f"round {below} → {above}", ())
+    seeds = seeds[needed].dropna()
+    change = ((seeds[("random", above)] - seeds[("reset", above)])
+              - (seeds[("random", below)] - seeds[("reset", below)]))
+    return SeedTest(group, "barrier RANDOM − RESET, change", f"round {below} → {above}",
+                    tuple(float(v) for v in change), kind="above")
+
+
+def hypothesis_verdict(test: SeedTest) -> str:
+    """The verdict by the claims' rules (:func:`lottery.stats.verdicts.verdict`)."""
+    return verdict([test.state()]) if test.n >= 2 else INCONCLUSIVE
