@@ -39,6 +39,7 @@ from lottery.engine import cost as cost_model, instability as instability_runs, 
 from lottery.engine.cost import work_per_network
 from lottery.engine.store import RunStore, load_json
 from lottery.experiment import selection, validate as experiment
+from lottery.experiment.labels import duration
 from lottery.federated import jobs as federated_jobs
 from lottery.stats import ablation, instability as instability_stats
 
@@ -61,15 +62,7 @@ class Cost:
                 + (f" ({stored:,} more loaded from the run store)" if stored else ""))
         if self.seconds is None:
             return what + "; no stored network to estimate the time from"
-        return f"{what}, about {_duration(self.seconds)} of one CPU core"
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{max(1, round(seconds))} s"
-    if seconds < 90 * 60:
-        return f"{round(seconds / 60)} min"
-    return f"{seconds / 3600:.1f} h"
+        return f"{what}, about {duration(self.seconds, 90, 1)} of one CPU core"
 
 
 def _ticket_chains(settings: ExperimentSettings, domains: Sequence[str], seeds: Sequence[int],

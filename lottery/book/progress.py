@@ -35,6 +35,8 @@ import time
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Mapping, Sequence
 
+from lottery.experiment.labels import duration
+
 #: Kernel log lines that are transport and shutdown noise, not the chapter's output.
 KERNEL_NOISE: tuple[str, ...] = (
     "Kernel is running over TCP without encryption",
@@ -47,15 +49,6 @@ INTERVAL = 30.0
 
 _LOCK = threading.Lock()
 _OPEN: dict[str, Any] = {"stream": None}   # the stream holding a line rewritten in place
-
-
-def duration(seconds: float) -> str:
-    """``45 s``, ``6 min``, ``1.6 h``."""
-    if seconds < 60:
-        return f"{max(0, round(seconds))} s"
-    if seconds < 90 * 60:
-        return f"{round(seconds / 60)} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def _stream(stream: IO[str] | None) -> IO[str]:

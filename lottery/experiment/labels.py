@@ -124,3 +124,13 @@ def sparsity_label(s: float | None) -> str:
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return text + "%"
+
+
+def duration(seconds: float, seconds_below: float = 60, at_least: int = 0) -> str:
+    """``45 s``, ``6 min``, ``1.6 h``: seconds under ``seconds_below`` (shown as at
+    least ``at_least``), minutes under 90, hours beyond."""
+    if seconds < seconds_below:
+        return f"{max(at_least, round(seconds))} s"
+    if seconds < 90 * 60:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
