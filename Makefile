@@ -52,10 +52,13 @@ test-flower: venv
 	$(PY) -c 'import flwr.simulation, ray'
 	$(PY) -m pytest -q -rs -m flower
 
-# Engine vs the naive way on one job, in one process (benchmarks/bench.py; JSON in
-# benchmarks/results/). `make bench QUICK=1` (--quick) takes < 2 min (113 s measured) on an idle 2-core machine; the full run ~20 min.
+# Engine vs the naive way at paper width, in one process (benchmarks/bench.py), then the
+# course width: seconds per network of engine 2 vs 3 and bf16, the course book's projected
+# training time (benchmarks/course.py). JSON in benchmarks/results/. `make bench QUICK=1`
+# takes ~3 min on an idle 2-core machine; the full run ~25 min.
 bench: venv
 	$(PY) benchmarks/bench.py $(if $(QUICK),--quick,)
+	$(PY) benchmarks/course.py $(if $(QUICK),--quick,)
 
 clean:
 	rm -rf book/_build book/chapters

@@ -5,7 +5,7 @@ run the engine tests with ``pytest -x``, and print the first test that fails.
     .venv/bin/python tests/mutation_check.py a g h1     # some of them
     .venv/bin/python tests/mutation_check.py S          # the statistics mutations S1... (~3 min)
     .venv/bin/python tests/mutation_check.py R j        # the reliability mutations R1... (~10 min)
-    .venv/bin/python tests/mutation_check.py I          # the instability mutations I1, I2 (~1 min)
+    .venv/bin/python tests/mutation_check.py I          # the instability mutations I1-I7 (~2 min)
 
 Exits non-zero if any chosen mutation survives.
 
@@ -108,6 +108,25 @@ INS = "lottery/engine/instability.py"
 I_MUTATIONS = {
  "I1 interpolation does not apply the mask": [(INS, "        if name in mask:   # the survivors only", "        if False:   # the survivors only")],
  "I2 both copies share one seed": [(INS, 'seed=derive_seed(self.seed, "instability", r, copy))', 'seed=derive_seed(self.seed, "instability", r))')],
+ "I3 transfer instability takes the target's own masks": [(INS, "return TicketChain(self.settings, self.source or self.domain, self.seed, (self.mask_strategy,))",
+                                                           "return TicketChain(self.settings, self.domain, self.seed, (self.mask_strategy,))")],
+ "I4 the rewind copies start from θ0": [(INS, "starts = starts_for(s, origin, tickets, theta0, self.seed, [self.strategy])",
+                                          'starts = {"theta0": theta0, "rewind": theta0}')],
+ "I5 a pair with both copies collapsed counted as split": [("lottery/stats/instability.py", "both=n == 2, split=n == 1,", "both=n == 2, split=n >= 1,")],
+ "I6 the plan counts an instability step once": [("lottery/book/plan.py", 'return getattr(job, "trainings_per_step", 1)', "return 1")],
+ "I7 transfer instability trains on the source's data": [(INS, "data = domain_data(s.data, s.vocab, self.domain)    # a transfer's target",
+                                                          "data = domain_data(s.data, s.vocab, self.source or self.domain)")],
+}
+
+#: The speed mutations (issue 27): each breaks the sparse backward or the batch gather.
+MOD = "lottery/engine/model.py"
+P_TESTS = ["tests/test_model.py", "tests/test_train.py"]
+P_MUTATIONS = {
+ "P1 weight gradient from mirrored windows": [(MOD, "            windows = x[review, positions]", "            windows = x[review, positions.flip(2)]")],
+ "P2 input gradient not scattered back": [(MOD, "            grad_x.index_add_(0, ", "            0 and grad_x.index_add_(0, ")],
+ "P3 bias gradient averaged": [(MOD, "g_h.sum(dim=0)]", "g_h.mean(dim=0)]")],
+ "P4 a batch gathers its rows in sorted order": [("lottery/engine/train.py", "rows = padded_ids(split, pad_id)[index, :width]", "rows = padded_ids(split, pad_id)[index.sort().values, :width]")],
+ "P5 the sparse path ignores torch.nn.utils.prune hooks": [(MOD, "torch.is_grad_enabled() and not hooked:", "torch.is_grad_enabled():")],
 }
 
 MUTATIONS = {
@@ -148,7 +167,7 @@ MUTATIONS = {
 
 only = sys.argv[1:]
 survivors = []
-for name, edits in {**MUTATIONS, **S_MUTATIONS, **R_MUTATIONS, **I_MUTATIONS}.items():
+for name, edits in {**MUTATIONS, **S_MUTATIONS, **R_MUTATIONS, **I_MUTATIONS, **P_MUTATIONS}.items():
     mid = name.split()[0]   # "S12": chosen by "S12" or by "S"
     chosen = any(o in (mid, mid.rstrip("0123456789")) for o in only)
     if only and not chosen:
@@ -162,6 +181,7 @@ for name, edits in {**MUTATIONS, **S_MUTATIONS, **R_MUTATIONS, **I_MUTATIONS}.it
         assert text.count(old) >= 1, (name, path, old)
         open(f, "w").write(text.replace(old, new, 1))
     tests = (STATS_TESTS if name.startswith("S") else
+             P_TESTS if name.startswith("P") else
              ["tests/test_instability.py"] if name.startswith("I") else
              ["tests/test_cluster.py"] if name.startswith(("R9", "R10")) else
              R_TESTS if name.startswith("R") else

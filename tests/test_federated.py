@@ -173,7 +173,7 @@ def test_conditions_take_their_masks_from_the_right_ticket_runs(smoke):
 def test_inline_runs_count_bytes_keep_masks_resume_and_repeat_exactly(smoke, monkeypatch):
     s, root = smoke
     store = _copy_tickets(root, root.parent / "inline")
-    rows = fr.run_federated(s, store=store, progress=False)
+    rows = fr.run_federated(s, store=store, progress=False, workers=2)   # tasks side by side
     assert [r["strategy"] for r in rows] == ["full", "masks_reset", "masks_random", "target"]
     f = s.federated
     for r in rows:
@@ -200,12 +200,13 @@ def test_inline_runs_count_bytes_keep_masks_resume_and_repeat_exactly(smoke, mon
     assert all(torch.equal(same[n], after[0][n]) for n in same)
     other = fed.local_update(s, template, sim.state, sim.mask, parts[0], sim.task, 1, 1)
     assert not torch.equal(other["embedding.weight"], after[0]["embedding.weight"])   # batch order
-    # a second call loads everything; a fresh store gives identical numbers
+    # a second call loads everything; a fresh store, its tasks run one after another in
+    # this process, gives identical numbers
     monkeypatch.setattr(fed, "run_inline", lambda *a, **k: pytest.fail("trained again"))
     assert fr.run_federated(s, store=store, progress=False) == rows
     monkeypatch.undo()
     again = _copy_tickets(root, root.parent / "inline-again")
-    fr.run_federated(s, store=again, progress=False)
+    fr.run_federated(s, store=again, progress=False, workers=1)
     assert _stored(again) == _stored(store)
 
 

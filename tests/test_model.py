@@ -4,9 +4,11 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
+import torch.nn.utils.prune
 
 from lottery.config import ModelSettings
-from lottery.engine.model import TextCNN, count_parameters, he_uniform_bound, init_model, pad_length
+from lottery.engine.model import TextCNN, count_parameters, he_uniform_bound, init_model, pad_length, pooled_convolutions
 
 PAPER = ModelSettings()
 
@@ -86,3 +88,87 @@ def test_padding_embedding_stays_zero_under_training():
         loss.backward()
         opt.step()
     assert torch.all(model.embedding.weight[0] == 0)
+
+
+# ------------------------------------------------- the sparse backward of 1-max pooling
+
+def _plain_pooled(x, convs):
+    """The textbook path: full convolution, max over time, autograd's backward."""
+    xt = x.transpose(1, 2).contiguous()
+    return torch.cat([conv(xt).max(dim=2).values for conv in convs], dim=1)
+
+
+@pytest.mark.parametrize("length", [5, 9, 40, 257])
+def test_the_sparse_backward_gives_autograd_s_gradients(length):
+    """ConvMax (the engine's path) against the plain convolution: identical values, and
+    the gradients of the input, the weights and the biases of every height equal to float
+    tolerance (only the order of the sums differs). Mutations P1-P3 break it."""
+    model = init_model(60, ModelSettings(embed_dim=16, channels=7, hidden=5), seed=3)
+    with torch.no_grad():
+        model.convs[1].weight[2] = 0.0                       # a pruned filter
+    g = torch.Generator().manual_seed(length)
+    x = torch.randn(4, length, 16, generator=g)
+    probe = torch.randn(4, 21, generator=g)
+    grads = []
+    for path in (pooled_convolutions, _plain_pooled):
+        xi = x.clone().requires_grad_()
+        model.zero_grad()
+        out = path(xi, model.convs)
+        (out * probe).sum().backward()
+        grads.append((out.detach(), xi.grad, [p.grad.clone() for c in model.convs for p in c.parameters()]))
+    (fast, gx, gp), (plain, gx0, gp0) = grads
+    assert torch.equal(fast, plain)
+    torch.testing.assert_close(gx, gx0, rtol=1e-5, atol=1e-6)
+    for a, b in zip(gp, gp0):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert gx.abs().sum() > 0 and all(p.abs().sum() > 0 for p in gp)
+
+
+def test_the_engine_uses_the_sparse_backward_in_training_and_plain_convolution_in_evaluation():
+    model = init_model(60, ModelSettings(embed_dim=8, channels=3, hidden=4), seed=0)
+    tokens = torch.randint(1, 60, (2, 12))
+    model.train()
+    assert type(model(tokens).grad_fn).__name__ == "AddmmBackward0"
+    graph, seen = [model(tokens).grad_fn], set()
+    while graph:
+        fn = graph.pop()
+        if fn is not None and fn not in seen:
+            seen.add(fn)
+            graph += [f for f, _ in fn.next_functions]
+    names = {type(f).__name__ for f in seen}
+    assert "ConvMaxBackward" in names and "ConvolutionBackward0" not in names
+    with torch.no_grad():
+        model.eval()
+        assert torch.equal(model(tokens), model(tokens))
+
+
+def test_the_sparse_backward_under_bfloat16_autocast_sums_in_float32():
+    model = init_model(60, ModelSettings(embed_dim=16, channels=7, hidden=5), seed=1)
+    x = torch.randn(3, 30, 16, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = pooled_convolutions(x, model.convs)
+    out.float().sum().backward()
+    assert x.grad.dtype == torch.float32 and model.convs[0].weight.grad.dtype == torch.float32
+    x2 = x.detach().clone().requires_grad_()
+    model.zero_grad()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _plain_pooled(x2, model.convs).float().sum().backward()
+    torch.testing.assert_close(x.grad, x2.grad, rtol=0.05, atol=0.05)
+
+
+def test_convolutions_pruned_with_torch_hooks_train_through_their_masked_weights():
+    """``torch.nn.utils.prune`` recomputes ``conv.weight`` in a forward pre-hook, which
+    the sparse path (it reads the weights without calling the module) would skip: such
+    convolutions take the plain path, step after step, with the mask in force."""
+    model = init_model(60, ModelSettings(embed_dim=8, channels=3, hidden=4), seed=0)
+    for conv in model.convs:
+        torch.nn.utils.prune.l1_unstructured(conv, "weight", amount=0.5)
+    tokens, labels = torch.randint(1, 60, (4, 12)), torch.tensor([0, 1, 0, 1])
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for _ in range(3):                         # a stale weight fails the second backward
+        opt.zero_grad()
+        F.cross_entropy(model(tokens), labels).backward()
+        opt.step()
+    for conv in model.convs:
+        assert conv.weight_orig.grad is not None and conv.weight_orig.grad.abs().sum() > 0
+        assert (conv.weight_orig.grad[conv.weight_mask == 0] == 0).all()

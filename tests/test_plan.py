@@ -111,10 +111,15 @@ def test_the_book_workload_counts_the_ablation_and_federated_chapters():
         assert set(counts) == {"tickets", "transfer", "phase", "ablation", "federated"}
         # chapters that only read the stored runs add nothing
         assert all(loads[c].count == 0 for c in ("verdict", "intro"))
-        # the phase chapter's instability pairs: first domain, ticket seeds, RESET and
-        # RANDOM, the two rounds around 96% (one step = two copies)
+        # the phase chapter's instability section at the two rounds around 96%: the first
+        # domain's RESET, RANDOM (and REWIND where the profile trains it) over the ticket
+        # seeds, MASKS-RESET and MASKS-RANDOM on the first transfer pair over the first
+        # five; each step trains two copies, and the plan counts trainings
         seeds = p.ticket_seeds or p.seeds
-        assert counts["phase"] == len(seeds) * 2 * 2
+        first = p.data.domains[0]
+        rewinds = "rewind" in p.strategies and (p.control_domains is None or first in p.control_domains)
+        steps = len(seeds) * (2 + rewinds) * 2 + min(len(seeds), 5) * 2 * 2
+        assert counts["phase"] == 2 * steps == {"course": 160, "paper": 80}[name]
         # the ablation's variants on one domain, TICKET-RESET and TICKET-RANDOM (the
         # unchanged profile's runs are the ticket chapter's)
         variants = len(ablation.select(None))
@@ -156,6 +161,22 @@ def test_the_cpu_projection_is_calibrated_on_stored_trainings_of_the_same_kind(t
     assert warm.seconds["federated"] == cold.seconds["federated"]
     assert warm.probed == by["federated"].count + sum(n.settings.train.threads > 1 for n in by["ablation"].networks)
     assert warm.calibrated + warm.probed == cold.probed
+
+
+def test_inline_federated_tasks_are_projected_side_by_side_and_flower_tasks_in_turn(tmp_path):
+    from lottery.engine.store import RunStore
+
+    for backend, at_once in (("inline", 2), ("flower", 1)):
+        store = RunStore(tmp_path / backend)
+        s = config.override(config.get_profile("smoke"), **{"federated.backend": backend})
+        fed = next(ld for ld in plan.profile_workload(s, lambda s: 100.0) if ld.chapter == "federated")
+        for n in fed.networks:                  # every federated task took 4 s
+            folder = n.job.path(store) / n.step
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "metrics.json").write_text(json.dumps({"seconds": 4.0}))
+        got = plan.cpu_projection([fed], store, lambda s: 100.0, 1e9, cores=2)
+        assert got.calibrated == fed.count
+        assert got.seconds["federated"] == pytest.approx(4.0 * fed.count / at_once)
 
 
 def test_the_gpu_check_runs_dry_on_the_cpu():
@@ -230,3 +251,22 @@ def test_the_federated_chapter_costs_its_tasks_and_the_tickets_they_read(tmp_pat
     fed_work = cost.work_per_network(s) * f.comm_rounds * f.local_epochs / s.train.max_epochs
     assert c.seconds == pytest.approx(2 * tickets * cost.work_per_network(s) + len(tasks) * fed_work)
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_phase_chapter_runs_its_instability_section_with_the_plans_defaults():
+    """The chapter's instability parameters default to None and go, unchanged, to the
+    function the plan counts with (tests/test_instability.py checks the jobs); a bad
+    value is rejected before the chapter runs, naming the parameter."""
+    from lottery.book import chapters, stability
+
+    phase = chapters.read_chapter("phase", REPO / "notebooks")
+    assert all(phase.parameters[k] is None for k in stability.PARAMETERS)
+    source = "\n".join(c.source for c in phase.notebook.cells)
+    assert ('section = stability.for_chapter(run, {"instability_rounds": instability_rounds,\n'
+            '                                      "instability_transfer": instability_transfer})') in source
+    assert "instability_frame(section.jobs(s)" in source
+    for bad, text in [({"instability_rounds": [4]}, "parameter 'instability_rounds'"),
+                      ({"instability_transfer": ["books", "music"]}, "parameter 'instability_transfer'")]:
+        with pytest.raises(ValueError, match=text):
+            chapters.check_parameters(phase, {"profile": "smoke", **bad})
+    chapters.check_parameters(phase, {"profile": "smoke", "instability_rounds": [1, 3], "instability_transfer": []})

@@ -10,6 +10,7 @@
 - :mod:`~lottery.book.pages`       page stamps, the pages-agree check, compute records, library source
 - :mod:`~lottery.book.chapters`    the chapter registry and chapter parameters
 - :mod:`~lottery.book.plan`        what a chapter or profile costs before it runs (the exercises' cost lines)
+- :mod:`~lottery.book.stability`   the phase chapter's instability section: its parameters, the jobs it runs (the plan counts them), its chart
 - :mod:`~lottery.book.progress`    progress lines while a chapter executes; the kernel's transport noise filtered
 - :mod:`~lottery.book.build`       assets, papermill, jupyter-book
 - :mod:`~lottery.book.launch`      outside the project: the pinned set-up install, the Binder / Colab buttons, the launch tree

@@ -196,7 +196,7 @@ def _progress(chapter: str, profile: str, params: Mapping[str, Any], show: bool)
     nothing when ``show`` is false."""
     if not show:
         return contextlib.nullcontext()
-    return progress.ChapterProgress(chapter, lambda: cost_plan.chapter_networks(profile, chapter, params))
+    return progress.ChapterProgress(chapter, lambda: cost_plan.chapter_trainings(profile, chapter, params))
 
 
 def refresh_summaries(chapters_dir: Path, project: Path | None = None, log: Log = print,

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 
+from lottery.book import stability
 from lottery.experiment.selection import chapter_settings
 from lottery.stats import ablation
 
@@ -54,7 +55,8 @@ CHAPTERS: tuple[Chapter, ...] = (
     Chapter("transfer", "04_transfer.md", "Transferring tickets", 1, ("transfer",)),
     Chapter("phase", "05_phase_transition.md", "The phase transition", 2, ("tickets", "transfer", "instability")),
     Chapter("ablation", "07_ablation.md", "Why this book differs from the paper", 2, ("ablation",)),
-    Chapter("federated", "08_federated.md", "Sparsify and transfer, federated", 3, ("federated",)),
+    # It reads only ticket runs: beside the transfer chapter, so that neither leaves a core idle.
+    Chapter("federated", "08_federated.md", "Sparsify and transfer, federated", 1, ("federated",)),
     Chapter("verdict", "06_paper_vs_book.md", "Paper vs this book", 2, ("tickets", "transfer")),
 )
 
@@ -73,7 +75,7 @@ SUMMARIES: tuple[str, ...] = tuple(c.name for c in CHAPTERS if c.summary)
 CHAPTER_WORK: dict[str, tuple[str, ...]] = {c.name: c.work for c in CHAPTERS}
 
 #: Parameters that only one chapter takes (checked by that chapter's library code).
-CHAPTER_PARAMETERS: tuple[str, ...] = ("variants", "rewind_sweep")
+CHAPTER_PARAMETERS: tuple[str, ...] = ("variants", "rewind_sweep") + stability.PARAMETERS
 
 #: Parameters every chapter takes that are not settings: what the set-up cell installs
 #: outside the project (the build passes it from ``_config.yml``'s ``repository.url``),
@@ -154,8 +156,10 @@ def check_parameters(source: ChapterSource, parameters: Mapping[str, Any]) -> No
         raise ValueError(f"unknown parameter(s) {unknown} for chapter {source.name!r}; "
                          f"it takes {sorted(declared)}")
     merged = {**declared, **parameters}
-    chapter_settings(merged.get("profile", "course"),
-                     **{k: merged[k] for k in SETTINGS_PARAMETERS if k in merged})
+    run = chapter_settings(merged.get("profile", "course"),
+                           **{k: merged[k] for k in SETTINGS_PARAMETERS if k in merged})
+    if any(merged.get(k) is not None for k in stability.PARAMETERS):   # the phase chapter's
+        stability.for_chapter(run, {k: merged.get(k) for k in stability.PARAMETERS})
     if merged.get("variants") is not None:
 
         try:

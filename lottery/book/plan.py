@@ -11,10 +11,9 @@ time differ; the estimate says so.
 
 The exercises of every chapter use :func:`glue_exercise_costs` to print what each costs.
 Transfer work includes the source tickets and the targets' own TICKET-RESET runs
-(TICKET-TARGET), as :func:`lottery.engine.runner.run_transfer` and the transfer chapter train them;
-federated work includes the ticket runs its tasks read
-(:meth:`lottery.federated.jobs.FederatedTask.ticket_chains`). Which work a chapter does is a
-column of the chapter table (:data:`lottery.book.chapters.CHAPTERS`).
+(TICKET-TARGET), as the transfer chapter trains them; federated and instability work
+include the ticket runs they read. Counts are trainings: an instability step trains two
+copies. Which work a chapter does is a column of :data:`lottery.book.chapters.CHAPTERS`.
 
 A profile's whole book (``lottery plan PROFILE``): :func:`book_networks` lists, per chapter
 that trains (tickets, transfer, ablation, federated), the trainings it adds to the ones
@@ -32,21 +31,21 @@ from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
 
-from lottery.book import notebook
+from lottery.book import notebook, stability
 from lottery.book.chapters import CHAPTER_WORK, EXECUTION_ORDER, SETTINGS_PARAMETERS
 from lottery.config import ExperimentSettings, strategies as strat
-from lottery.engine import cost as cost_model, instability as instability_runs, jobs as procedures, runner
+from lottery.engine import cost as cost_model, jobs as procedures, runner
 from lottery.engine.cost import work_per_network
 from lottery.engine.store import RunStore, load_json
 from lottery.experiment import selection, validate as experiment
 from lottery.experiment.labels import duration
 from lottery.federated import jobs as federated_jobs
-from lottery.stats import ablation, instability as instability_stats
+from lottery.stats import ablation
 
 
 @dataclass(frozen=True)
 class Cost:
-    """Networks a run needs, how many the store lacks, and the estimated training time."""
+    """Trainings a run needs, how many the store lacks, and the estimated training time."""
 
     networks: int
     to_train: int
@@ -67,18 +66,19 @@ class Cost:
 
 def _ticket_chains(settings: ExperimentSettings, domains: Sequence[str], seeds: Sequence[int],
                    strategies: Sequence[str] | None = None) -> list[Any]:
-
     keys = strat.check(strategies or settings.strategies, "tickets")
     waves = runner.ticket_jobs(settings, list(domains), seeds, keys, workers=1)
     return [c for wave in waves for c in wave]
 
 
 def chains(settings: ExperimentSettings, work: str, domains: Sequence[str], seeds: Sequence[int],
-           pairs: Sequence[tuple[str, str]] = (), variants: Any = None) -> list[tuple[Any, ExperimentSettings]]:
+           pairs: Sequence[tuple[str, str]] = (), variants: Any = None,
+           instability: Mapping[str, Any] | None = None) -> list[tuple[Any, ExperimentSettings]]:
     """The jobs (with their resolved settings) that ``work`` needs: ``tickets``,
-    ``transfer`` (source tickets included), ``ablation`` or ``federated`` (for ``pairs``
-    of server and clients, the ticket runs they read included)."""
-
+    ``transfer`` (source tickets included), ``ablation``, ``federated`` (for ``pairs``
+    of server and clients, the ticket runs they read included) or ``instability`` (the
+    phase chapter's section with its ``instability`` parameters, the ticket runs it
+    reads included: :func:`lottery.book.stability.workload`)."""
     settings = experiment.resolve(settings)
     if work == "tickets":
         return [(c, settings) for c in _ticket_chains(settings, domains, seeds)]
@@ -100,49 +100,48 @@ def chains(settings: ExperimentSettings, work: str, domains: Sequence[str], seed
         tasks = federated_jobs.tasks(settings, pairs, seeds)
         reads = {c: None for t in tasks for c in t.ticket_chains()}   # each ticket run once
         return [(c, settings) for c in reads] + [(t, settings) for t in tasks]
-    if work == "instability":     # the phase chapter: the first domain, around 96% sparsity
-        crossing = instability_stats.transition_rounds(settings.prune.prune_fraction_per_round, settings.prune.rounds)
-        if crossing is None or not domains:
-            return []
-        return [(j, settings) for j in instability_runs.instability_jobs(
-            settings, list(domains)[:1], seeds, instability_stats.STRATEGIES, crossing)]
+    if work == "instability":
+        jobs = stability.workload(settings, domains, seeds, pairs, **dict(instability or {})).jobs(settings)
+        reads = {j.ticket_chain(): None for j in jobs}
+        return [(c, settings) for c in reads] + [(j, settings) for j in jobs]
     raise ValueError(f"unknown work {work!r}: tickets, transfer, ablation, federated or instability")
 
 
 def run_path(chain: Any, store: Any) -> Any:
-    """A job's run folder, without creating it: ``chain.path(store)`` (kept for callers
-    that still ask the plan)."""
-
+    """A job's run folder, without creating it: ``chain.path(store)``."""
     return chain.path(store)
+
+
+def trainings(job: Any) -> int:
+    """Trainings per step of ``job`` (an instability step trains two copies)."""
+    return getattr(job, "trainings_per_step", 1)
 
 
 def network_work(job: Any, s: ExperimentSettings) -> float:
     """Relative training work of one network of ``job`` (:func:`work_per_network`): a
     federated training sees the training reviews ``comm_rounds × local_epochs`` times
     instead of ``max_epochs``; an instability step trains two copies."""
-
     if isinstance(job, federated_jobs.FederatedTask):
         f = s.federated
         return work_per_network(s) * f.comm_rounds * f.local_epochs / s.train.max_epochs
-    return (2 if isinstance(job, instability_runs.InstabilityJob) else 1) * work_per_network(s)
+    return trainings(job) * work_per_network(s)
 
 
 def _unique_steps(chain_list: Sequence[tuple[Any, ExperimentSettings]], store: Any
-                  ) -> dict[tuple[str, str], tuple[bool, float]]:
-    """(run folder, step) → (stored?, work); a round 0 shared by chains counts once."""
-    steps: dict[tuple[str, str], tuple[bool, float]] = {}
+                  ) -> dict[tuple[str, str], tuple[bool, float, int]]:
+    """(run folder, step) → (stored?, work, trainings); a round 0 shared by chains counts once."""
+    steps: dict[tuple[str, str], tuple[bool, float, int]] = {}
     for chain, s in chain_list:
         path = chain.path(store)
         for step in chain.steps:
             steps.setdefault((str(path), step), ((path / step / "metrics.json").exists(),
-                                                 network_work(chain, s)))
+                                                 network_work(chain, s), trainings(chain)))
     return steps
 
 
 def measured_seconds(chain_list: Sequence[tuple[Any, ExperimentSettings]], store: Any
                      ) -> tuple[float, float] | None:
     """Mean stored training seconds per network and mean work per network of those, or None."""
-
     seconds, work = [], []
     for chain, s in chain_list:
         path = chain.path(store)
@@ -158,7 +157,6 @@ def measured_seconds(chain_list: Sequence[tuple[Any, ExperimentSettings]], store
 def page_reference(run: Any, store: Any = None) -> tuple[float, float] | None:
     """(seconds, work) per network of ``run``'s ticket networks in the store: one
     reference for every page of a book, so that equal work gets an equal estimate."""
-
     return measured_seconds(chains(run.settings, "tickets", run.domains, run.ticket_seeds),
                             store or RunStore())
 
@@ -168,6 +166,7 @@ def _chapter_chains(profile: str, chapter: str, parameters: Mapping[str, Any] | 
     """The jobs ``chapter`` runs with ``parameters`` (as ``-p`` would pass them)."""
     params = dict(parameters or {})
     variants = params.pop("variants", None)
+    instability = {k: params.pop(k) for k in stability.PARAMETERS if k in params}
     new = selection.chapter_settings(profile, **params)
     needed = []
     for w in CHAPTER_WORK[chapter]:
@@ -175,22 +174,28 @@ def _chapter_chains(profile: str, chapter: str, parameters: Mapping[str, Any] | 
         if w == "federated" and params.get("pairs") is None:
             pairs = federated_jobs.pairs_of(new.settings)
         seeds = new.ticket_seeds if w in ("tickets", "instability") else new.seeds
-        needed += chains(new.settings, w, new.domains, seeds, pairs, variants)
+        needed += chains(new.settings, w, new.domains, seeds, pairs, variants, instability)
     return needed
 
 
-def chapter_networks(profile: str, chapter: str, parameters: Mapping[str, Any] | None = None,
-                     store: Any = None) -> list[Path]:
-    """The ``metrics.json`` of every network that executing ``chapter`` with ``parameters``
-    needs, stored or not, each once (a round 0 shared by strategies counts once): what
+def chapter_trainings(profile: str, chapter: str, parameters: Mapping[str, Any] | None = None,
+                      store: Any = None) -> dict[Path, int]:
+    """The ``metrics.json`` of every step that executing ``chapter`` with ``parameters``
+    needs, stored or not, each once (a round 0 shared by strategies counts once), with
+    the trainings it stands for (two for an instability step): what
     :class:`lottery.book.progress.ChapterProgress` counts while the chapter runs.
     Parameters that are not settings (``package_source``, ``dask``, ``rewind_sweep``) are
     ignored; the phase chapter's optional rewind sweep is not counted."""
     store = store or RunStore()
     params = {k: v for k, v in (parameters or {}).items()
-              if k in SETTINGS_PARAMETERS or k == "variants"}
+              if k in SETTINGS_PARAMETERS or k == "variants" or k in stability.PARAMETERS}
     steps = _unique_steps(_chapter_chains(profile, chapter, params), store)
-    return [Path(path) / step / "metrics.json" for path, step in steps]
+    return {Path(path) / step / "metrics.json": n for (path, step), (_, _, n) in steps.items()}
+
+
+def chapter_networks(profile: str, chapter: str, parameters: Mapping[str, Any] | None = None,
+                     store: Any = None) -> list[Path]:
+    return list(chapter_trainings(profile, chapter, parameters, store))   # their paths
 
 
 def cost(run: Any, chapter: str, parameters: Mapping[str, Any] | None = None,
@@ -198,17 +203,15 @@ def cost(run: Any, chapter: str, parameters: Mapping[str, Any] | None = None,
     """What executing ``chapter`` with ``parameters`` (as ``-p`` would pass them) on
     ``run``'s profile costs. ``reference`` = (seconds, work) per network measured in the
     store; by default measured on ``run``'s ticket networks (:func:`page_reference`)."""
-
     store = store or RunStore()
     steps = _unique_steps(_chapter_chains(run.profile, chapter, parameters), store)
-    missing = [w for done, w in steps.values() if not done]
+    missing = [(w, n) for done, w, n in steps.values() if not done]
     if reference is None and CHAPTER_WORK[chapter]:
         reference = page_reference(run, store)
     seconds = None
     if reference is not None and reference[1] > 0:
-        per_work = reference[0] / reference[1]
-        seconds = sum(missing) * per_work
-    return Cost(len(steps), len(missing), seconds)
+        seconds = sum(w for w, _ in missing) * reference[0] / reference[1]
+    return Cost(sum(n for _, _, n in steps.values()), sum(n for _, n in missing), seconds)
 
 
 def glue_exercise_costs(run: Any, chapter: str, exercises: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
@@ -238,7 +241,6 @@ def glue_exercise_costs(run: Any, chapter: str, exercises: Mapping[str, Mapping[
 class Network:
     """One training of a book: its job (a chain or a federated task), the job's
     resolved settings and the step (one network, or one federated training)."""
-
     job: Any
     settings: ExperimentSettings
     step: str
@@ -247,24 +249,29 @@ class Network:
     def federated(self) -> bool:
         return isinstance(self.job, federated_jobs.FederatedTask)
 
+    @property
+    def trainings(self) -> int:
+        return trainings(self.job)
+
 
 @dataclass(frozen=True)
 class ChapterLoad:
     """The trainings a chapter adds to a profile's book (those no chapter before it, in
     execution order, trained: it loads the others from the run store) and their FLOPs."""
-
     chapter: str
     networks: tuple[Network, ...]
     flops: float
 
     @property
     def count(self) -> int:
-        return len(self.networks)
+        """Trainings (an instability step is two)."""
+        return sum(n.trainings for n in self.networks)
 
 
 def _chapter_jobs(s: ExperimentSettings, chapter: str) -> list[tuple[Any, ExperimentSettings]]:
     """The jobs ``chapter`` runs with its default parameters (the profile's domains,
-    seeds and pairs; the ablation's course set of variants), as the book executes it."""
+    seeds and pairs; the ablation's course set of variants; the phase chapter's
+    instability section's defaults), as the book executes it."""
     out = []
     for work in CHAPTER_WORK[chapter]:
         pairs = federated_jobs.pairs_of(s) if work == "federated" else s.transfer_pairs
@@ -299,10 +306,8 @@ def book_networks(settings: ExperimentSettings) -> dict[str, tuple[Network, ...]
 
 def network_flops(n: Network, tokens: float) -> float:
     """Dense training FLOPs of one training (:mod:`lottery.engine.cost`)."""
-    if isinstance(n.job, instability_runs.InstabilityJob):   # two copies per step
-        return 2 * cost_model.flops_per_network(n.settings, tokens)
     return (cost_model.federated_flops(n.settings, tokens) if n.federated
-            else cost_model.flops_per_network(n.settings, tokens))
+            else n.trainings * cost_model.flops_per_network(n.settings, tokens))
 
 
 def review_lengths(tokens: Callable[[ExperimentSettings], float] = cost_model.tokens_per_review
@@ -334,7 +339,7 @@ def profile_networks(settings: ExperimentSettings) -> dict[str, int]:
     (the source, target, server and base ticket runs they read are counted where they
     are first trained). A federated training is ``comm_rounds × local_epochs`` epochs of
     federated averaging, not ``max_epochs`` (see :func:`network_work`)."""
-    return {c: len(nets) for c, nets in book_networks(settings).items() if nets}
+    return {c: sum(n.trainings for n in nets) for c, nets in book_networks(settings).items() if nets}
 
 
 def measured_rate(networks: Sequence[Network], store: Any, tokens: Callable[[ExperimentSettings], float]
@@ -347,14 +352,13 @@ def measured_rate(networks: Sequence[Network], store: Any, tokens: Callable[[Exp
         if metrics.exists():
             seconds += float(load_json(metrics).get("seconds", 0.0))
             flops += network_flops(net, tokens(net.settings))
-            n += 1
+            n += net.trainings
     return (seconds / flops, n) if n and flops > 0 and seconds > 0 else None
 
 
 @dataclass(frozen=True)
 class CpuProjection:
     """Projected wall seconds per chapter on this machine, from an empty run store."""
-
     seconds: dict[str, float]
     calibrated: int   # trainings timed from stored trainings of their kind
     samples: int      # the stored trainings those times come from
@@ -369,8 +373,9 @@ def cpu_projection(loads: Sequence[ChapterLoad], store: Any, tokens: Callable[[E
                    probe_rate: float, cores: int) -> CpuProjection:
     """Each training's FLOPs × the seconds per FLOP that the stored trainings of its kind
     recorded (:func:`measured_rate`; kinds: federated or not, and ``train.threads``).
-    Networks run ``cores // threads`` at a time; a federated task's recorded seconds are
-    its wall time (its clients spread over the cores), and tasks run one after another.
+    Networks run ``cores // threads`` at a time, and so do federated tasks on the inline
+    backend (one per worker process); on the Flower backend a task's recorded seconds are
+    its wall time (its clients spread over the cores) and tasks run one after another.
     A kind with nothing stored falls back to the probe's single-thread FLOP/s
     (``probe_rate``) on every core: a lower bound."""
     groups: dict[tuple[bool, int], list[Network]] = {}
@@ -384,9 +389,10 @@ def cpu_projection(loads: Sequence[ChapterLoad], store: Any, tokens: Callable[[E
         for n in load.networks:
             rate, flops = rates[_kind(n)], network_flops(n, tokens(n.settings))
             if rate is None:
-                total, probed = total + flops / (probe_rate * cores), probed + 1
+                total, probed = total + flops / (probe_rate * cores), probed + n.trainings
                 continue
-            at_once = 1 if n.federated else max(1, cores // n.settings.train.threads)
-            total, calibrated = total + flops * rate[0] / at_once, calibrated + 1
+            flower = n.federated and n.settings.federated.backend != "inline"   # one simulation at a time
+            at_once = 1 if flower else max(1, cores // n.settings.train.threads)
+            total, calibrated = total + flops * rate[0] / at_once, calibrated + n.trainings
         seconds[load.chapter] = total
     return CpuProjection(seconds, calibrated, sum(r[1] for r in rates.values() if r), probed)

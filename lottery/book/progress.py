@@ -4,7 +4,8 @@
 tickets chapter of the course book trains 890 networks in about 18 minutes. A
 :class:`ChapterProgress` counts, from a background thread, the networks the chapter
 needs that have been stored since it started (a network is stored once its step's
-``metrics.json`` exists; see :func:`lottery.book.plan.chapter_networks`), and prints one
+``metrics.json`` exists; see :func:`lottery.book.plan.chapter_trainings`: an
+instability step's file stands for its two trainings), and prints one
 line every ``interval`` seconds and one at the end::
 
     tickets: 312/890 networks, 6 min elapsed, ~11 min left
@@ -33,7 +34,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable, Mapping, Sequence
+from typing import IO, Any, Callable, Mapping, Sequence
 
 from lottery.experiment.labels import duration
 
@@ -92,14 +93,15 @@ class ChapterProgress:
     """Counts a chapter's networks as they are stored and prints a line every ``interval``
     seconds (and one at :meth:`stop`).
 
-    ``networks`` are the ``metrics.json`` paths of every network the chapter needs, or a
+    ``networks`` are the ``metrics.json`` paths of every network the chapter needs (or a
+    mapping of each path to the trainings it stands for), or a
     function returning them (called in the background thread, so that working them out
     never delays the chapter; if it fails, the lines only give the elapsed time). The
     networks already stored when it starts are not counted: ``done/total`` is what this
     run trains.
     """
 
-    def __init__(self, chapter: str, networks: Sequence[Path] | Callable[[], Iterable[Path]],
+    def __init__(self, chapter: str, networks: Sequence[Path] | Mapping[Path, int] | Callable[[], Any],
                  stream: IO[str] | None = None, interval: float | None = None,
                  clock: Callable[[], float] = time.monotonic):
         self.chapter = chapter
@@ -112,24 +114,26 @@ class ChapterProgress:
         self._start = clock()
         self.total: int | None = None      # networks to train (None: not known)
         self.stored = 0                    # networks the chapter needs that were stored already
-        self._pending: list[Path] = []
+        self._pending: dict[Path, int] = {}
 
     # ------------------------------------------------------------ counting
     def _count_start(self) -> None:
         try:
-            paths = list(dict.fromkeys(self._networks() if callable(self._networks) else self._networks))
+            found = self._networks() if callable(self._networks) else self._networks
+            weights = ({Path(p): int(n) for p, n in found.items()} if isinstance(found, Mapping)
+                       else dict.fromkeys(map(Path, found), 1))
         except Exception:       # the plan is a nicety: never let it disturb the chapter
             return
-        self._pending = [Path(p) for p in paths if not Path(p).exists()]
-        self.stored = len(paths) - len(self._pending)
-        self.total = len(self._pending)
+        self._pending = {p: n for p, n in weights.items() if not p.exists()}
+        self.total = sum(self._pending.values())
+        self.stored = sum(weights.values()) - self.total
 
     def done(self) -> int:
-        """Networks stored since the start (one ``stat`` per network still missing)."""
+        """Networks stored since the start (one ``stat`` per step still missing)."""
         if self.total is None:
             return 0
-        self._pending = [p for p in self._pending if not p.exists()]
-        return self.total - len(self._pending)
+        self._pending = {p: n for p, n in self._pending.items() if not p.exists()}
+        return self.total - sum(self._pending.values())
 
     def line(self, final: bool = False) -> str:
         elapsed = self._clock() - self._start

@@ -204,7 +204,8 @@ def _machine_lines(out: dict[str, Any]) -> list[str]:
     calibrated = (f"each training's FLOPs × the seconds per FLOP recorded by {m['stored_samples']:,} "
                   f"trainings of this book in the run store {m['run_store']} (their own training "
                   f"time, on the machine that trained them), networks run {m['cores']} at a time "
-                  f"(fewer with train.threads > 1), federated tasks one after another; data, "
+                  f"(fewer with train.threads > 1; federated tasks too, one after another on the "
+                  f"Flower backend); data, "
                   f"vocabulary and the pages' own work are not included")
     if m["basis"] == "calibrated":
         basis = "calibrated: " + calibrated

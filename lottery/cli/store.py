@@ -47,11 +47,11 @@ def add_store(sub: argparse._SubParsersAction) -> None:
 
 
 def _profile_runs(args: argparse.Namespace, store: RunStore) -> tuple[list[Path], int, int]:
-    """The run folders of the profile's book, its networks and how many are stored."""
+    """The run folders of the profile's book, its trainings and how many are stored."""
     settings = profile_settings(args)
     networks = [n for nets in plan.book_networks(settings).values() for n in nets]
-    stored = sum((n.job.path(store) / n.step / "metrics.json").exists() for n in networks)
-    return sorted({n.job.path(store) for n in networks}), len(networks), stored
+    stored = sum(n.trainings for n in networks if (n.job.path(store) / n.step / "metrics.json").exists())
+    return sorted({n.job.path(store) for n in networks}), sum(n.trainings for n in networks), stored
 
 
 def _n(k: int, what: str) -> str:

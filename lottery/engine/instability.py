@@ -5,7 +5,8 @@ data order and dropout noise?
 For one ticket strategy, domain and seed, and each chosen round r,
 :class:`InstabilityJob` takes the ticket run's mask of round r (round 0: the full mask,
 the dense network) and the start that round r of the ticket chain trains from (θ0, θ_k
-or the same fresh draw: :func:`lottery.engine.starts.initial_model`), trains two copies
+or the same fresh draw: :func:`lottery.engine.starts.initial_model`; TICKET-REWIND: the
+run's θ_k, :func:`lottery.engine.jobs.starts_for`), trains two copies
 with different data order and dropout (seeds ``derive_seed(seed, "instability", r,
 copy)``), and evaluates the test error along the linear path between them at ``points``
 values of α, every interpolated network masked (pruned weights exactly 0). The *error
@@ -13,8 +14,15 @@ barrier* is the largest error on the path minus the mean of the two endpoints' e
 about 0 when both copies end in one linearly connected basin (the network is *stable*
 to SGD noise), clearly positive when they do not.
 
-Run folder ``instability-<hash>`` (the ticket run's key plus strategy and points), one
-step ``round_rr`` per round: hashed, resumable and atomic like every run
+*Transfer instability* (``source`` set, a transfer strategy: MASKS-RESET, MASKS-RANDOM,
+MASKS-REWIND): as :class:`~lottery.engine.jobs.TransferChain` retrains them, round r's
+mask is the *source* domain's TICKET-RESET mask of round r, the start is the source's θ0,
+a fresh draw or the source's θ_k, and the two copies train and are evaluated on the
+``domain`` (the target)'s data. Rounds 1.. only (round 0 has no transferred mask).
+
+Run folder ``instability-<hash>`` (the ticket run's key plus strategy and points; for
+transfer, the transfer key: source, target, strategy, plus points), one step
+``round_rr`` per round: hashed, resumable and atomic like every run
 (:mod:`lottery.engine.store`). Ticket runs that are missing are trained first.
 """
 
@@ -31,7 +39,8 @@ import torch
 from lottery.config import ExperimentSettings, strategies as strat
 from lottery.engine.devices import deterministic
 from lottery.engine.encoded import DomainData, domain_data
-from lottery.engine.jobs import Report, TicketChain, starts_for, step_name, ticket_key, transfer_step
+from lottery.engine.jobs import (Report, TicketChain, starts_for, step_name, ticket_key, transfer_key,
+                                 transfer_step)
 from lottery.engine.masks import Mask, full_mask, overall_sparsity
 from lottery.engine.model import init_model
 from lottery.engine.recovery import readable, repairing
@@ -96,10 +105,27 @@ def path_errors(state_a: dict[str, torch.Tensor], state_b: dict[str, torch.Tenso
     return errors
 
 
+def check_strategy(strategy: str, domain: str, source: str | None) -> None:
+    """Ticket strategies measure a domain's own tickets (no ``source``); transfer
+    strategies measure a source's masks retrained in ``domain`` (a ``source`` ≠ ``domain``)."""
+    procedure = "tickets" if source is None else "transfer"
+    try:
+        strat.check([strategy], procedure)
+    except ValueError:
+        raise ValueError(f"instability of {strategy!r} with source={source!r}: ticket strategies "
+                         f"{list(strat.keys('tickets'))} take no source, transfer strategies "
+                         f"{list(strat.keys('transfer'))} need one (the domain whose masks they "
+                         f"retrain)") from None
+    if source == domain:
+        raise ValueError(f"transfer instability needs two different domains, got source == target == {domain!r}")
+
+
 @dataclass(frozen=True)
 class InstabilityJob:
-    """Instability of one ticket strategy's rounds ``rounds`` (0 = the dense network) for
-    one domain and seed. Settings must be resolved (:func:`lottery.experiment.validate.resolve`)."""
+    """Instability of one strategy's rounds ``rounds`` for one domain and seed: a ticket
+    strategy's own rounds (0 = the dense network), or with ``source`` a transfer
+    strategy's rounds (1..) of the source's masks retrained in ``domain``, the target.
+    Settings must be resolved (:func:`lottery.experiment.validate.resolve`)."""
 
     settings: ExperimentSettings
     domain: str
@@ -107,27 +133,39 @@ class InstabilityJob:
     strategy: str
     rounds: tuple[int, ...]
     points: int = 11
+    source: str | None = None
+    #: Each step trains two networks (the plans count trainings: :mod:`lottery.book.plan`).
+    trainings_per_step = 2
 
     def __post_init__(self) -> None:
-        strat.check([self.strategy], "tickets")
+        check_strategy(self.strategy, self.domain, self.source)
         if self.points < 2:
             raise ValueError(f"an interpolation path needs at least 2 points, got {self.points}")
-        bad = [r for r in self.rounds if not 0 <= r <= self.settings.prune.rounds]
+        first = 0 if self.source is None else 1     # a transfer has no round-0 mask
+        bad = [r for r in self.rounds if not first <= r <= self.settings.prune.rounds]
         if bad or not self.rounds:
-            raise ValueError(f"rounds must be a non-empty choice of 0..{self.settings.prune.rounds}, "
+            raise ValueError(f"rounds must be a non-empty choice of {first}..{self.settings.prune.rounds}, "
                              f"got {self.rounds}")
 
     @property
     def key(self) -> dict[str, Any]:
-        return instability_key(self.settings, self.domain, self.seed, self.strategy, self.points)
+        if self.source is None:
+            return instability_key(self.settings, self.domain, self.seed, self.strategy, self.points)
+        return {**transfer_key(self.settings, self.source, self.domain, self.seed, self.strategy),
+                "points": self.points, "instability": INSTABILITY_VERSION}
 
     @property
     def steps(self) -> list[str]:
         return [transfer_step(r) for r in self.rounds]
 
+    @property
+    def mask_strategy(self) -> str:
+        """The ticket strategy whose masks are measured (a transfer's: the source's reset)."""
+        return self.strategy if self.source is None else strat.SOURCE_STRATEGY
+
     def ticket_chain(self) -> TicketChain:
-        """The ticket run whose masks and starts this job takes."""
-        return TicketChain(self.settings, self.domain, self.seed, (self.strategy,))
+        """The ticket run whose masks and starts this job takes (a transfer: the source's)."""
+        return TicketChain(self.settings, self.source or self.domain, self.seed, (self.mask_strategy,))
 
     def path(self, store: RunStore) -> Path:
         """The run folder, computed without creating anything (plans and checks)."""
@@ -157,9 +195,12 @@ class InstabilityJob:
         if chain.stored_rows(store) is None:
             chain.run(store)
         tickets = chain.run_dir(store)
-        data = domain_data(s.data, s.vocab, self.domain)
+        data = domain_data(s.data, s.vocab, self.domain)    # a transfer's target
         theta0 = tickets.load_file("theta0.pt")
-        starts = starts_for(s, data, tickets, theta0, self.seed, [self.strategy])
+        # θ_k (if the strategy rewinds) of the ticket run, from its own domain's data
+        rewinds = self.source is not None and strat.needs([self.strategy], "rewind")
+        origin = domain_data(s.data, s.vocab, self.source) if rewinds else data
+        starts = starts_for(s, origin, tickets, theta0, self.seed, [self.strategy])
         for r in self.rounds:
             step = transfer_step(r)
             with run.lock([step]):
@@ -183,12 +224,13 @@ class InstabilityJob:
         reference = full_mask(init_model(data.vocab.size, s.model, self.seed, data.vocab.pad_id),
                               s.prune.prune_biases)
         key, mask = (("full", reference) if r == 0 else
-                     (self.strategy, tickets.tensors(step_name(self.strategy, r), "mask")))
+                     (self.strategy, tickets.tensors(step_name(self.mask_strategy, r), "mask")))
         start = time.perf_counter()
         a, b = (self._copy(data, key, starts, mask, r, copy) for copy in (0, 1))
         alphas = path_alphas(self.points)
         errors = path_errors(a.state, b.state, mask, data, s, alphas)
         return {"procedure": "instability", "strategy": self.strategy, "domain": self.domain,
+                **({} if self.source is None else {"source": self.source, "target": self.domain}),
                 "seed": self.seed, "round": r, "sparsity": overall_sparsity(mask, reference),
                 "alphas": alphas, "test_error": errors, "barrier": barrier(errors),
                 "endpoint_acc": [a.test_acc, b.test_acc], "test_acc": (a.test_acc + b.test_acc) / 2,
@@ -197,24 +239,38 @@ class InstabilityJob:
 
 
 def instability_jobs(settings: ExperimentSettings, domains: Sequence[str], seeds: Sequence[int],
-                     strategies: Sequence[str], rounds: Sequence[int],
-                     points: int = 11) -> list[InstabilityJob]:
-    """One job per (domain, seed, strategy), all of them over the same ``rounds``."""
+                     strategies: Sequence[str], rounds: Sequence[int], points: int = 11,
+                     source: str | None = None) -> list[InstabilityJob]:
+    """One job per (domain, seed, strategy), all of them over the same ``rounds``; with
+    ``source``, transfer strategies and ``domains`` the targets."""
     settings = experiment.ensure_resolved(settings)
-    return [InstabilityJob(settings, d, seed, k, tuple(rounds), points)
+    return [InstabilityJob(settings, d, seed, k, tuple(rounds), points, source)
             for d in domains for seed in seeds for k in strategies]
+
+
+COLUMNS = ["procedure", "strategy", "source", "target", "domain", "seed", "round", "sparsity", "barrier",
+           "endpoint_acc", "test_acc"]
+
+
+def instability_frame(jobs: Sequence[InstabilityJob], store: RunStore | None = None, progress: bool = False,
+                      workers: int | None = 1) -> pd.DataFrame:
+    """One row per job and round (ticket and transfer jobs alike; a ticket row's source
+    and target are its domain). Stored steps are loaded; the rest (and missing ticket
+    runs) are trained (:func:`lottery.engine.runner.run_jobs`; ``workers=1``: in this process)."""
+    rows = run_jobs(list(jobs), store, workers=workers, progress=progress, desc="instability") if jobs else []
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return pd.DataFrame(columns=COLUMNS)
+    for side in ("source", "target"):
+        df[side] = df[side].fillna(df["domain"]) if side in df else df["domain"]
+    return df.sort_values(["strategy", "source", "domain", "seed", "round"], ignore_index=True)
 
 
 def run_instability(settings: ExperimentSettings, domains: Sequence[str], seeds: Sequence[int],
                     strategies: Sequence[str], rounds: Sequence[int], store: RunStore | None = None,
-                    progress: bool = False, points: int = 11, workers: int | None = 1) -> pd.DataFrame:
-    """One row per (strategy, domain, seed, round): the path's errors and its barrier.
-    Stored steps are loaded; the rest (and missing ticket runs) are trained
-    (:func:`lottery.engine.runner.run_jobs`; ``workers=1``: in this process)."""
-    jobs = instability_jobs(settings, domains, seeds, strategies, rounds, points)
-    rows = run_jobs(jobs, store, workers=workers, progress=progress, desc="instability")
-    columns = ["procedure", "strategy", "domain", "seed", "round", "sparsity", "barrier", "test_acc"]
-    df = pd.DataFrame(rows)
-    if df.empty:
-        return pd.DataFrame(columns=columns)
-    return df.sort_values(["strategy", "domain", "seed", "round"], ignore_index=True)
+                    progress: bool = False, points: int = 11, workers: int | None = 1,
+                    source: str | None = None) -> pd.DataFrame:
+    """One row per (strategy, domain, seed, round): the path's errors and its barrier
+    (:func:`instability_frame` of :func:`instability_jobs`)."""
+    jobs = instability_jobs(settings, domains, seeds, strategies, rounds, points, source)
+    return instability_frame(jobs, store, progress, workers)

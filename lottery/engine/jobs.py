@@ -41,8 +41,9 @@ from lottery.experiment.labels import strategy_key
 #: Bumped whenever a code change alters the numbers a run produces, so that stored
 #: runs made by older code are not mixed with new ones. 2: dropout multipliers from
 #: ``torch.rand < 1-p`` (a different random stream), ReLU after max-pooling, max with
-#: indices (speed issue; same maths, other float and random streams).
-ENGINE_VERSION = 2
+#: indices (speed issue; same maths, other float and random streams). 3: the sparse
+#: backward of 1-max pooled convolutions on CPU (issue 27; same maths, other float sums).
+ENGINE_VERSION = 3
 
 Report = Callable[[dict[str, Any]], None]
 

@@ -43,7 +43,10 @@ class EncodedSplit:
 
     @property
     def lengths(self) -> torch.Tensor:
-        return torch.tensor([len(t) for t in self.ids])
+        """Each review's length in tokens (computed once)."""
+        if "_lengths" not in self.__dict__:
+            self.__dict__["_lengths"] = torch.tensor([len(t) for t in self.ids])
+        return self.__dict__["_lengths"]
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -54,14 +57,22 @@ def encode_split(vocab, texts: Sequence[str], labels: Sequence[int], max_len: in
     return EncodedSplit(ids=ids, labels=torch.tensor(list(labels), dtype=torch.long))
 
 
+def padded_ids(split: EncodedSplit, pad_id: int) -> torch.Tensor:
+    """All of the split's reviews as one (N, longest) matrix padded with ``pad_id``, made
+    once per split (a batch is then one row gather instead of a copy per review)."""
+    cached = split.__dict__.get("_padded")
+    if cached is None or cached[0] != pad_id:
+        cached = (pad_id, torch.nn.utils.rnn.pad_sequence(split.ids, batch_first=True, padding_value=pad_id))
+        split.__dict__["_padded"] = cached
+    return cached[1]
+
+
 def collate(split: EncodedSplit, index: torch.Tensor, max_len: int, model: ModelSettings,
             pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Pad the reviews at ``index`` to the shortest length that keeps logits exact."""
-    seqs = [split.ids[i] for i in index.tolist()]
-    width = pad_length(max(len(s) for s in seqs), max_len, model)
-    tokens = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    for row, s in enumerate(seqs):
-        tokens[row, : len(s)] = s
+    width = pad_length(int(split.lengths[index].max()), max_len, model)
+    rows = padded_ids(split, pad_id)[index, :width]
+    tokens = F.pad(rows, (0, width - rows.shape[1]), value=pad_id) if rows.shape[1] < width else rows
     return tokens, split.labels[index]
 
 

@@ -234,9 +234,11 @@ def run_federated(settings: ExperimentSettings, pairs: Sequence[tuple[str, str]]
     the store lacks, then returns one row per task (strategy keys).
 
     The ticket runs the pending tasks read are trained first, in parallel
-    (:func:`lottery.engine.runner.run_tickets`). The inline backend then runs each
-    pending job in turn; the Flower backend runs them all in one simulation (Ray starts
-    once), each stored as it ends."""
+    (:func:`lottery.engine.runner.run_tickets`). The inline backend then runs the
+    pending tasks side by side, one per single-threaded worker process
+    (:func:`lottery.engine.runner.run_jobs`; ``workers=1``: in this process, the same
+    numbers); the Flower backend runs them all in one simulation (Ray starts once), each
+    stored as it ends."""
     store = store or RunStore()
     experiment.rounds_reached(settings, "federated.rounds")
     jobs = tasks(settings, pairs, seeds)
@@ -245,17 +247,15 @@ def run_federated(settings: ExperimentSettings, pairs: Sequence[tuple[str, str]]
         needed = sorted({c.domain for j in todo for c in j.ticket_chains()})
         runner.run_tickets(settings, domains=needed, seeds=sorted({j.seed for j in todo}),
                            strategies=[strat.SOURCE_STRATEGY], store=store, progress=progress)
-        bar = tqdm(total=len(todo), desc="federated tasks", unit="task", disable=not progress)
-        if settings.federated.backend == "inline":
-            for job in todo:
-                job.run(store)
-                bar.update()
+        if settings.federated.backend == "inline":    # tasks side by side, one per worker process
+            runner.run_jobs(todo, store, workers=workers, progress=progress, desc="federated tasks")
         else:
+            bar = tqdm(total=len(todo), desc="federated tasks", unit="task", disable=not progress)
             by_task = {j.task: j for j in todo}
             flower_backend.run(settings, list(by_task), lambda t: by_task[t].prepare(store),
                                lambda sim: by_task[sim.task].finish(sim, store), client_update, workers,
                                on_task=lambda t: bar.update())
-        bar.close()
+            bar.close()
     return [row for j in jobs for row in j.stored_rows(store) or []]
 
 

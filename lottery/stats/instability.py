@@ -6,8 +6,19 @@ domain, seed and round; ``barrier`` is an error difference in [−1, 1]). The un
 replication is the seed (:mod:`lottery.stats.inference`): the domains of one seed are
 averaged first, never counted as ``n``. A pair whose copy collapsed (one endpoint
 within :data:`~lottery.stats.analysis.COLLAPSE_PTS` of chance: it answers one class) has
-a flat path and a barrier of 0 that says nothing about stability; such pairs are left
+a path that says nothing about a shared basin (flat, barrier about 0, when both copies
+collapsed; a "barrier" that measures the collapse when one did); such pairs are left
 out of the barrier and the stable share, and counted (``n_collapsed``).
+
+Rows may mix ticket strategies (TICKET-RESET, -RANDOM, -REWIND in one domain) and
+transfer strategies (MASKS-RESET, -RANDOM in one task's target): every table is keyed by
+(strategy, round), and the strategies' keys tell the two apart.
+
+:func:`collapse_table` splits the pairs by how many copies collapsed: both, exactly one
+(*split*: the same start and mask, and SGD noise alone decided whether training failed,
+an extreme form of instability) or neither. :func:`collapse_comparison` is
+**exploratory**: it was defined after the first course build showed the collapses, so it
+is no test of a stated hypothesis (that one is :func:`hypothesis_test`, unchanged).
 """
 
 from __future__ import annotations
@@ -15,7 +26,7 @@ from __future__ import annotations
 import pandas as pd
 
 from lottery.stats.analysis import CHANCE, COLLAPSE_PTS
-from lottery.stats.inference import ALPHA, t_interval
+from lottery.stats.inference import ALPHA, Interval, t_interval
 from lottery.stats.verdicts import INCONCLUSIVE, SeedTest, verdict
 
 #: A network is *stable* when its barrier is at most this (2 points of test error;
@@ -25,15 +36,31 @@ STABLE_BARRIER = 0.02
 KEYS = ["strategy", "round"]
 
 
+def collapsed_copies(df: pd.DataFrame) -> pd.Series:
+    """How many of a pair's two copies (0, 1 or 2) have a test accuracy within
+    ``COLLAPSE_PTS`` of chance."""
+    return df["endpoint_acc"].map(lambda accs: sum(abs(a - CHANCE) <= COLLAPSE_PTS + 1e-12 for a in accs))
+
+
 def collapsed_pair(df: pd.DataFrame) -> pd.Series:
     """True where either copy's test accuracy is within ``COLLAPSE_PTS`` of chance."""
-    return df["endpoint_acc"].map(lambda accs: any(abs(a - CHANCE) <= COLLAPSE_PTS + 1e-12 for a in accs))
+    return collapsed_copies(df) > 0
 
 
 def n_collapsed(df: pd.DataFrame) -> pd.DataFrame:
     """Per (strategy, round): how many (domain, seed) pairs were left out as collapsed."""
     return (df.assign(collapsed=collapsed_pair(df)).groupby(KEYS, sort=True)["collapsed"].sum()
             .astype(int).rename("n_collapsed").reset_index())
+
+
+def _with_collapsed(table: pd.DataFrame, df: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with every (strategy, round) of ``df``, its collapsed pairs counted, and
+    its sparsity from all pairs where none was left to average."""
+    if not len(df):
+        return table
+    out = table.merge(n_collapsed(df), on=KEYS, how="right")
+    every = df.groupby(KEYS, sort=True)["sparsity"].mean().reset_index()
+    return out.assign(sparsity=out["sparsity"].fillna(out[KEYS].merge(every, on=KEYS, how="left")["sparsity"]))
 
 
 def per_seed(df: pd.DataFrame) -> pd.DataFrame:
@@ -57,7 +84,7 @@ def barrier_table(df: pd.DataFrame, level: float = 1 - ALPHA) -> pd.DataFrame:
                      "n_seeds": ci.n})
     table = pd.DataFrame(rows, columns=["strategy", "round", "sparsity", "barrier_pts", "low_pts",
                                         "high_pts", "n_seeds"])
-    return table.merge(n_collapsed(df), on=KEYS, how="right") if len(df) else table
+    return _with_collapsed(table, df)
 
 
 def stable(df: pd.DataFrame, threshold: float = STABLE_BARRIER) -> pd.DataFrame:
@@ -67,7 +94,7 @@ def stable(df: pd.DataFrame, threshold: float = STABLE_BARRIER) -> pd.DataFrame:
     out = (seeds.groupby(KEYS, sort=True)
            .agg(sparsity=("sparsity", "mean"), stable_share=("stable", "mean"), n_seeds=("seed", "nunique"))
            .reset_index())
-    return out.merge(n_collapsed(df), on=KEYS, how="right") if len(df) else out
+    return _with_collapsed(out, df)
 
 
 #: The paper's transition (§5.2): resetting starts to matter past 96% sparsity.
@@ -106,3 +133,48 @@ def hypothesis_test(df: pd.DataFrame, below: int, above: int, group: str) -> See
 def hypothesis_verdict(test: SeedTest) -> str:
     """The verdict by the claims' rules (:func:`lottery.stats.verdicts.verdict`)."""
     return verdict([test.state()]) if test.n >= 2 else INCONCLUSIVE
+
+
+def collapse_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per (strategy, round): sparsity, pairs ((domain, seed) rows), pairs whose two copies
+    both collapsed, pairs *split* (exactly one copy collapsed), pairs with neither, and
+    the number of seeds."""
+    columns = KEYS + ["sparsity", "pairs", "both", "split", "neither", "n_seeds"]
+    if df.empty:
+        return pd.DataFrame(columns=columns)
+    n = collapsed_copies(df)
+    counted = df.assign(both=n == 2, split=n == 1, neither=n == 0)
+    return (counted.groupby(KEYS, sort=True)
+            .agg(sparsity=("sparsity", "mean"), pairs=("seed", "size"), both=("both", "sum"),
+                 split=("split", "sum"), neither=("neither", "sum"), n_seeds=("seed", "nunique"))
+            .reset_index()[columns])
+
+
+#: The exploratory comparisons of :func:`collapse_comparison`: (re-initialised, reset).
+COMPARISONS = (("random", "reset"), ("masks_random", "masks_reset"))
+
+
+def collapse_share(df: pd.DataFrame, a: str, b: str, above: float = TRANSITION,
+                   level: float = 1 - ALPHA) -> Interval:
+    """EXPLORATORY (defined after the first course build showed the collapses): per seed,
+    the share of its pairs past ``above`` sparsity with a collapsed copy (split or both)
+    for strategy ``a`` minus the same share for ``b``, paired by seed (seeds with pairs
+    of both); a t-interval over the seeds (:func:`lottery.stats.inference.t_interval`)."""
+    past = df[df["sparsity"] > above]
+    shares = (past.assign(failed=collapsed_pair(past).astype(float))
+              .groupby(["strategy", "seed"])["failed"].mean().unstack("strategy"))
+    if a not in shares or b not in shares:
+        return t_interval([], level)
+    return t_interval((shares[a] - shares[b]).dropna().tolist(), level)
+
+
+def collapse_comparison(df: pd.DataFrame, comparisons=COMPARISONS, above: float = TRANSITION) -> pd.DataFrame:
+    """EXPLORATORY: :func:`collapse_share` for each (a, b) of ``comparisons`` that the
+    rows hold, in points (share × 100) with its 95% interval and the paired seeds."""
+    rows = []
+    for a, b in comparisons:
+        iv = collapse_share(df, a, b, above)
+        if iv.n:
+            rows.append({"a": a, "b": b, "difference_pts": 100 * iv.mean, "low_pts": 100 * iv.low,
+                         "high_pts": 100 * iv.high, "n_seeds": iv.n, "text": iv.text()})
+    return pd.DataFrame(rows, columns=["a", "b", "difference_pts", "low_pts", "high_pts", "n_seeds", "text"])
