@@ -616,9 +616,14 @@ def main(argv=None) -> dict:
         "gpu_peak_memory_mb": (torch.cuda.max_memory_allocated() / 2 ** 20) if torch.cuda.is_available() else None,
         "total_s": time.perf_counter() - t_all,
     }
+    return save_and_print(result, out_path, print_table)
+
+
+def save_and_print(result: dict, out_path: Path, table) -> dict:
+    """Write ``result`` as JSON to ``out_path``, print its table and where it went."""
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(result, indent=1))
-    print_table(result)
+    table(result)
     print(f"\nJSON: {out_path}")
     return result
 

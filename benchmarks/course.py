@@ -25,7 +25,6 @@ book's training time projected from the per-network time (FLOPs of every trainin
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -39,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench import bf16_capability, machine, matmul_peak  # noqa: E402
+from bench import bf16_capability, machine, matmul_peak, save_and_print  # noqa: E402
 from lottery import config  # noqa: E402
 from lottery.book import plan  # noqa: E402
 from lottery.engine import cost, model as model_module, train as train_module  # noqa: E402
@@ -159,11 +158,7 @@ def main(argv=None) -> dict:
               "matmul_peak_1thread_gflop_per_s": peaks, "paths": summary, "effects": effects, "rows": rows,
               "total_s": time.perf_counter() - t0}
     out = args.out or ROOT / "benchmarks" / "results" / ("course-quick.json" if args.quick else "course.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
-    print_table(result)
-    print(f"\nJSON: {out}")
-    return result
+    return save_and_print(result, out, print_table)
 
 
 def print_table(r: dict) -> None:

@@ -48,11 +48,16 @@ def _spy(mp, seen):
 @pytest.fixture(scope="module")
 def measured(mirror, tmp_path_factory):
     """One job (TICKET-RANDOM, rounds 0 and 2) run once into a module store."""
-    store = RunStore(tmp_path_factory.mktemp("instability-runs"))
+    return _spied_run(tmp_path_factory, "instability-runs", InstabilityJob(SETTINGS, "books", 0, "random", ROUNDS, points=5))
+
+
+def _spied_run(tmp_path_factory, name, job):
+    """``job`` run once into a fresh store, its trainings recorded: (store, rows, seen)."""
+    store = RunStore(tmp_path_factory.mktemp(name))
     seen: list = []
     with pytest.MonkeyPatch.context() as mp:
         _spy(mp, seen)
-        rows = InstabilityJob(SETTINGS, "books", 0, "random", ROUNDS, points=5).run(store)
+        rows = job.run(store)
     return store, rows, seen
 
 
@@ -229,12 +234,7 @@ def test_the_hypothesis_is_one_test_over_seeds_of_the_barrier_change():
 @pytest.fixture(scope="module")
 def rewound(mirror, tmp_path_factory):
     """TICKET-REWIND at round 2 (smoke: θ_k after prune.rewind_iterations = 3 steps)."""
-    store = RunStore(tmp_path_factory.mktemp("rewind-runs"))
-    seen: list = []
-    with pytest.MonkeyPatch.context() as mp:
-        _spy(mp, seen)
-        rows = InstabilityJob(SETTINGS, "books", 0, "rewind", (2,), points=3).run(store)
-    return store, rows, seen
+    return _spied_run(tmp_path_factory, "rewind-runs", InstabilityJob(SETTINGS, "books", 0, "rewind", (2,), points=3))
 
 
 def test_rewind_copies_start_from_theta_k_with_the_rewind_mask(rewound):
