@@ -11,13 +11,14 @@ max_len 256, 1,200 training reviews, 8 epochs, lr 1e-2), seeds 0..N-1.
 * ``engine 2``: the engine of ENGINE_VERSION 2, rebuilt here: autograd's full
   convolution backward, a copy per review when a batch is padded, dropout from
   ``torch.rand``;
-* ``engine 3``: the engine now (:class:`lottery.engine.model.ConvMax`, one row gather
-  per batch, dropout from 21-bit integer draws);
-* ``engine 3 bf16``: the same with ``train.autocast_dtype="bfloat16"``.
+* ``engine now``: the engine of this commit (``ENGINE_VERSION``, in the JSON; 4: the
+  sparse backward of :class:`lottery.engine.model.ConvMax` as two sparse products, one
+  row gather per batch, dropout from 21-bit integer draws);
+* ``engine now bf16``: the same with ``train.autocast_dtype="bfloat16"``.
 
 Reported: seconds per network (mean over seeds, paired ratios), useful GFLOP/s against a
 single-thread matmul peak (fp32 and bf16, measured in this run), the paired accuracy
-effect (bf16 − fp32, and engine 3 − engine 2: float summation order only), and the course
+effect (bf16 − fp32, and engine now − engine 2: float summation order and dropout stream only), and the course
 book's training time projected from the per-network time (FLOPs of every training of
 ``lottery plan course`` × the measured seconds per FLOP / usable cores).
 """
@@ -42,6 +43,7 @@ from bench import bf16_capability, machine, matmul_peak, save_and_print  # noqa:
 from lottery import config  # noqa: E402
 from lottery.book import plan  # noqa: E402
 from lottery.engine import cost, model as model_module, train as train_module  # noqa: E402
+from lottery.engine.jobs import ENGINE_VERSION  # noqa: E402
 from lottery.engine.encoded import domain_data  # noqa: E402
 from lottery.engine.masks import full_mask  # noqa: E402
 from lottery.engine.model import init_model, pad_length  # noqa: E402
@@ -78,7 +80,7 @@ def train_one(settings, data, seed: int, path: str) -> dict:
     if path == "engine 2":
         (model_module.pooled_convolutions, train_module.collate,
          model_module.dropout_noise) = plain_pooled, collate_v2, dropout_noise_v2
-    t = settings.train if path != "engine 3 bf16" else replace(settings.train, autocast_dtype="bfloat16")
+    t = settings.train if path != "engine now bf16" else replace(settings.train, autocast_dtype="bfloat16")
     try:
         net = init_model(data.vocab.size, settings.model, seed, data.vocab.pad_id)
         res = train_module.train_models([net], [full_mask(net, settings.prune.prune_biases)], data.train,
@@ -118,11 +120,11 @@ def main(argv=None) -> dict:
     settings = validate.resolve(config.get_profile("course"))
     data = domain_data(settings.data, settings.vocab, DOMAIN)
     capability = bf16_capability()
-    paths = ["engine 2", "engine 3"] + (["engine 3 bf16"] if capability["has_bf16_hardware"] else [])
+    paths = ["engine 2", "engine now"] + (["engine now bf16"] if capability["has_bf16_hardware"] else [])
     peaks = {"fp32": matmul_peak(1)}
-    if "engine 3 bf16" in paths:
+    if "engine now bf16" in paths:
         peaks["bf16"] = matmul_peak(1, dtype=torch.bfloat16)
-    train_one(settings, data, 10_000, "engine 3")                  # warm-up, not counted
+    train_one(settings, data, 10_000, "engine now")                  # warm-up, not counted
     rows = []
     t0 = time.perf_counter()
     for seed in range(n):
@@ -141,16 +143,16 @@ def main(argv=None) -> dict:
                       "useful_gflop_per_s": flops / statistics.fmean(secs) / 1e9,
                       "fraction_of_peak": flops / statistics.fmean(secs) / 1e9 / peak,
                       "book_projection": projection(settings, statistics.fmean(secs), tokens)}
-    effects = {"engine 3 vs engine 2": {"speed_ratio": statistics.fmean(
-        [x["seconds"] / y["seconds"] for x, y in zip(by["engine 2"], by["engine 3"])]),
+    effects = {"engine now vs engine 2": {"speed_ratio": statistics.fmean(
+        [x["seconds"] / y["seconds"] for x, y in zip(by["engine 2"], by["engine now"])]),
         "accuracy_pts": {k: 100 * v if k != "n" else v for k, v in paired(
-            [r["test_acc"] for r in by["engine 2"]], [r["test_acc"] for r in by["engine 3"]]).items()}}}
-    if "engine 3 bf16" in by:
-        effects["bf16 vs fp32 (engine 3)"] = {"speed_ratio": statistics.fmean(
-            [x["seconds"] / y["seconds"] for x, y in zip(by["engine 3"], by["engine 3 bf16"])]),
+            [r["test_acc"] for r in by["engine 2"]], [r["test_acc"] for r in by["engine now"]]).items()}}}
+    if "engine now bf16" in by:
+        effects["bf16 vs fp32 (engine now)"] = {"speed_ratio": statistics.fmean(
+            [x["seconds"] / y["seconds"] for x, y in zip(by["engine now"], by["engine now bf16"])]),
             "accuracy_pts": {k: 100 * v if k != "n" else v for k, v in paired(
-                [r["test_acc"] for r in by["engine 3"]], [r["test_acc"] for r in by["engine 3 bf16"]]).items()}}
-    result = {"machine": machine(), "bf16_capability": capability, "networks_per_path": n,
+                [r["test_acc"] for r in by["engine now"]], [r["test_acc"] for r in by["engine now bf16"]]).items()}}
+    result = {"machine": machine(), "engine_version": ENGINE_VERSION, "bf16_capability": capability, "networks_per_path": n,
               "job": {"profile": "course", "domain": DOMAIN, "model": config.to_dict(settings.model),
                       "max_len": settings.vocab.max_len, "n_train": settings.data.n_train,
                       "epochs": settings.train.max_epochs, "tokens_per_review": tokens,
@@ -167,6 +169,7 @@ def print_table(r: dict) -> None:
           f"{r['bf16_capability'].get('has_bf16_hardware')}")
     print(f"course width: {j['model']['embed_dim']}/{j['model']['channels']}/{j['model']['hidden']}, max_len "
           f"{j['max_len']}, {j['n_train']} reviews x {j['epochs']} epochs, {r['networks_per_path']} networks per path")
+    print(f"engine now = ENGINE_VERSION {r.get('engine_version')}")
     print(f"{'path':15s} {'s/network':>9s} {'GFLOP/s':>8s} {'% peak':>7s} {'book training (projected)':>27s}")
     for p, s in r["paths"].items():
         b = s["book_projection"]

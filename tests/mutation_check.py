@@ -122,11 +122,12 @@ I_MUTATIONS = {
 MOD = "lottery/engine/model.py"
 P_TESTS = ["tests/test_model.py", "tests/test_train.py"]
 P_MUTATIONS = {
- "P1 weight gradient from mirrored windows": [(MOD, "            windows = x[review, positions]", "            windows = x[review, positions.flip(2)]")],
- "P2 input gradient not scattered back": [(MOD, "            grad_x.index_add_(0, ", "            0 and grad_x.index_add_(0, ")],
+ "P1 tap j reads the mirrored window position": [(MOD, "offsets = torch.arange(height, device=g.device).view(1, height, 1)", "offsets = torch.arange(height, device=g.device).flip(0).view(1, height, 1)")],
+ "P2 input gradient not propagated": [(MOD, "grad_x = torch.sparse.mm(select.t(), taps)", "grad_x = 0 * torch.sparse.mm(select.t(), taps)")],
  "P3 bias gradient averaged": [(MOD, "g_h.sum(dim=0)]", "g_h.mean(dim=0)]")],
  "P4 a batch gathers its rows in sorted order": [("lottery/engine/train.py", "rows = padded_ids(split, pad_id)[index, :width]", "rows = padded_ids(split, pad_id)[index.sort().values, :width]")],
  "P5 the sparse path ignores torch.nn.utils.prune hooks": [(MOD, "torch.is_grad_enabled() and not hooked:", "torch.is_grad_enabled():")],
+ "P6 weight gradient rows read in (h, C) order": [(MOD, "grad.view(channels, height, d).permute(0, 2, 1)", "grad.view(height, channels, d).permute(1, 2, 0)")],
 }
 
 MUTATIONS = {

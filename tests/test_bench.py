@@ -37,6 +37,10 @@ def test_bench_tiny_runs_both_paths(mirror, tmp_path):
     for path in ("naive", "engine"):
         assert r[path]["wall_s"] > 0 and r[path]["examples_per_s"] > 0 and r[path]["peak_rss_mb"] > 0
     assert r["ratio"] > 0 and r["matmul_peak_gflop_per_s"]["used"] > 0
+    # the engine executes less than the dense-equivalent work (its sparse backward), the naive path all of it
+    assert 0 < r["job"]["engine_executed_flops"] < r["job"]["useful_flops"]
+    assert r["naive"]["executed_gflop_per_s"] == pytest.approx(r["naive"]["useful_gflop_per_s"])
+    assert r["engine"]["executed_gflop_per_s"] < r["engine"]["useful_gflop_per_s"]
     assert r["exactness"]["eval_same_weights"]["equal"]
     assert r["machine"]["torch"] == torch.__version__
     assert len(r["accuracies"]["naive"]) == len(r["accuracies"]["engine"]) == 3
@@ -46,6 +50,17 @@ def test_bench_tiny_runs_both_paths(mirror, tmp_path):
         assert b["wall_s"] > 0 and b["matmul_peak_gflop_per_s"] > 0 and b["accuracy_effect"]["n_networks"] == 3
     else:
         assert "no bf16 hardware" in b["skipped"]
+
+
+def test_the_sparse_backward_flop_count_is_one_window_per_filter():
+    """A (d=2, C=3, heights 1 and 2, H=4, K=2) model: weight and input gradient of one
+    window per filter (2·C·d·h per height) plus the MLP's two gradients per layer."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from bench import macs, sparse_backward_macs
+
+    m = ModelSettings(embed_dim=2, channels=3, kernel_heights=(1, 2), hidden=4, n_classes=2)
+    assert sparse_backward_macs(m) == 2 * 3 * 2 * 1 + 2 * 3 * 2 * 2 + 2 * (6 * 4 + 4 * 2)
+    assert macs(10, m) == 3 * 2 * 1 * 10 + 3 * 2 * 2 * 9 + 6 * 4 + 4 * 2
 
 
 def test_bench_bf16_helpers():
@@ -204,7 +219,7 @@ def test_dropout_noise_has_the_dropout_distribution():
 
 
 def test_the_course_benchmarks_engine_2_is_engine_2():
-    """benchmarks/course.py rebuilds engine 2 to time it: its batches must be engine 3's
+    """benchmarks/course.py rebuilds engine 2 to time it: its batches must be the current engine's
     batches and its convolutions the same pooled values (only the backward differs)."""
     sys.path.insert(0, str(REPO / "benchmarks"))
     import course

@@ -43,7 +43,9 @@ from lottery.experiment.labels import strategy_key
 #: ``torch.rand < 1-p`` (a different random stream), ReLU after max-pooling, max with
 #: indices (speed issue; same maths, other float and random streams). 3: the sparse
 #: backward of 1-max pooled convolutions on CPU (issue 27; same maths, other float sums).
-ENGINE_VERSION = 3
+#: 4: that backward as two sparse matrix products (no (B, C, h, d) temporaries; the
+#: weight gradient's sums run in another order).
+ENGINE_VERSION = 4
 
 Report = Callable[[dict[str, Any]], None]
 
