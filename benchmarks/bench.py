@@ -85,17 +85,33 @@ def job_settings(mode: str) -> ExperimentSettings:
 
 # ------------------------------------------------------------------ machine and peak
 
+#: The CPU flags a speed figure depends on (reported beside every number).
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+
+
 def machine() -> dict:
-    cpu = "unknown"
+    """The CPU's name, family/model and the flags of :data:`SPEED_FLAGS` (Linux's
+    /proc/cpuinfo; "unknown" elsewhere), cores, torch and Python versions."""
+    info: dict[str, str] = {}
     try:
         for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+            if not line.strip():
+                break                                        # the first processor is enough
+            key, _, value = line.partition(":")
+            info[key.strip()] = value.strip()
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
+    flags = set(info.get("flags", "").split())
+    return {"cpu": info.get("model name", "unknown"), "cpu_family": info.get("cpu family", "unknown"),
+            "cpu_model": info.get("model", "unknown"), "flags": [f for f in SPEED_FLAGS if f in flags],
+            "cores": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
             "torch_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available()}
+
+
+def describe(mc: dict) -> str:
+    """One line naming the machine of a speed figure: CPU, family/model, flags, cores."""
+    return (f"{mc['cpu']} (family {mc.get('cpu_family', '?')} model {mc.get('cpu_model', '?')}; "
+            f"{' '.join(mc.get('flags', [])) or 'no listed flags'}), {mc['cores']} cores, torch {mc['torch']}")
 
 
 def matmul_peak(threads: int, n: int = 2048, reps: int = 5, dtype: torch.dtype = torch.float32) -> float:
@@ -651,7 +667,7 @@ def save_and_print(result: dict, out_path: Path, table) -> dict:
 
 def print_table(r: dict) -> None:
     j, mc = r["job"], r["machine"]
-    print(f"machine: {mc['cpu']}, {mc['cores']} cores, torch {mc['torch']}")
+    print(f"machine: {describe(mc)}")
     print(f"job ({r['mode']}): {j['domain']}, model {j['model']['embed_dim']}/{j['model']['channels']}/"
           f"{j['model']['hidden']}, max_len {j['max_len']}, {j['n_train']} train reviews, seeds {j['seeds']}, "
           f"FULL + {'/'.join(j['strategies'])} x {j['rounds']} round(s), {j['epochs']} epoch(s): "

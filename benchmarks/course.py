@@ -26,6 +26,7 @@ book's training time projected from the per-network time (FLOPs of every trainin
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import sys
 import time
@@ -39,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench import bf16_capability, machine, matmul_peak, save_and_print  # noqa: E402
+from bench import bf16_capability, describe, machine, matmul_peak, save_and_print  # noqa: E402
 from lottery import config  # noqa: E402
 from lottery.book import plan  # noqa: E402
 from lottery.engine import cost, model as model_module, train as train_module  # noqa: E402
@@ -81,13 +82,15 @@ def train_one(settings, data, seed: int, path: str) -> dict:
         (model_module.pooled_convolutions, train_module.collate,
          model_module.dropout_noise) = plain_pooled, collate_v2, dropout_noise_v2
     t = settings.train if path != "engine now bf16" else replace(settings.train, autocast_dtype="bfloat16")
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     try:
         net = init_model(data.vocab.size, settings.model, seed, data.vocab.pad_id)
         res = train_module.train_models([net], [full_mask(net, settings.prune.prune_biases)], data.train,
                                         data.val, data.test, t, settings.vocab.max_len, seed=seed)[0]
     finally:
         model_module.pooled_convolutions, train_module.collate, model_module.dropout_noise = fast
-    return {"path": path, "seed": seed, "seconds": res.seconds, "test_acc": res.test_acc}
+    return {"path": path, "seed": seed, "seconds": res.seconds, "test_acc": res.test_acc,
+            "minor_page_faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults}
 
 
 def paired(a: list[float], b: list[float]) -> dict:
@@ -140,6 +143,7 @@ def main(argv=None) -> dict:
         secs = [r["seconds"] for r in by[p]]
         peak = peaks["bf16" if p.endswith("bf16") else "fp32"]
         summary[p] = {"seconds_per_network": statistics.fmean(secs), "median_s": statistics.median(secs),
+                      "minor_page_faults_per_network": statistics.fmean(r["minor_page_faults"] for r in by[p]),
                       "useful_gflop_per_s": flops / statistics.fmean(secs) / 1e9,
                       "fraction_of_peak": flops / statistics.fmean(secs) / 1e9 / peak,
                       "book_projection": projection(settings, statistics.fmean(secs), tokens)}
@@ -165,16 +169,17 @@ def main(argv=None) -> dict:
 
 def print_table(r: dict) -> None:
     mc, j = r["machine"], r["job"]
-    print(f"\nmachine: {mc['cpu']}, {mc['cores']} cores, torch {mc['torch']}; bf16 hardware: "
+    print(f"\nmachine: {describe(mc)}; bf16 hardware: "
           f"{r['bf16_capability'].get('has_bf16_hardware')}")
     print(f"course width: {j['model']['embed_dim']}/{j['model']['channels']}/{j['model']['hidden']}, max_len "
           f"{j['max_len']}, {j['n_train']} reviews x {j['epochs']} epochs, {r['networks_per_path']} networks per path")
     print(f"engine now = ENGINE_VERSION {r.get('engine_version')}")
-    print(f"{'path':15s} {'s/network':>9s} {'GFLOP/s':>8s} {'% peak':>7s} {'book training (projected)':>27s}")
+    print(f"{'path':15s} {'s/network':>9s} {'GFLOP/s':>8s} {'% peak':>7s} {'page faults':>11s} {'book training (projected)':>27s}")
     for p, s in r["paths"].items():
         b = s["book_projection"]
         print(f"{p:15s} {s['seconds_per_network']:9.2f} {s['useful_gflop_per_s']:8.1f} "
-              f"{100 * s['fraction_of_peak']:6.1f}% {b['total_s'] / 60:17.1f} min on {b['cores']} cores")
+              f"{100 * s['fraction_of_peak']:6.1f}% {s.get('minor_page_faults_per_network', float('nan')):11.0f} "
+              f"{b['total_s'] / 60:17.1f} min on {b['cores']} cores")
     for name, e in r["effects"].items():
         a = e["accuracy_pts"]
         print(f"{name}: {e['speed_ratio']:.2f}x faster; test accuracy {a['mean']:+.2f} pts "

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 import torch.nn.utils.prune
 
 from lottery.config import ModelSettings
-from lottery.engine.model import TextCNN, count_parameters, he_uniform_bound, init_model, pad_length, pooled_convolutions
+from lottery.engine.model import TextCNN, conv_input, count_parameters, sparse_product, he_uniform_bound, init_model, pad_length, pooled_convolutions
 
 PAPER = ModelSettings()
 
@@ -177,14 +177,47 @@ def test_the_sparse_backward_under_bfloat16_autocast_sums_in_float32():
     torch.testing.assert_close(x.grad, x2.grad, rtol=0.05, atol=0.05)
 
 
+def test_the_sparse_product_gives_torch_sparse_mm_s_bits_and_never_reads_its_buffer():
+    g = torch.Generator().manual_seed(3)
+    columns = torch.randperm(64 * 9, generator=g)[:40 * 8].view(40, 8).sort(dim=1).values.reshape(-1)
+    a = torch.sparse_csr_tensor(torch.arange(0, 40 * 8 + 1, 8), columns, torch.randn(40 * 8, generator=g),
+                                (40, 64 * 9), check_invariants=True)
+    dense, taps = torch.randn(64 * 9, 17, generator=g), torch.randn(40, 17, generator=g)
+    assert torch.equal(sparse_product(a, dense), torch.sparse.mm(a, dense))
+    at = a.t().to_sparse_csr()
+    assert torch.equal(sparse_product(at, taps), torch.sparse.mm(a.t(), taps))
+    buffer = torch.full((64 * 9, 17), float("nan"))    # what sparse_product relies on: beta = 0
+    torch.addmm(buffer, at, taps, beta=0, out=buffer)   # never reads the uninitialised buffer
+    assert torch.equal(buffer, torch.sparse.mm(a.t(), taps))
+
+
+def test_one_bfloat16_cast_of_the_input_gives_autocast_s_bits():
+    """Under bf16 autocast the engine casts the (B, d, L) input once; autocast itself
+    would cast the float32 input once per kernel height. Same bits, both paths."""
+    model = init_model(60, ModelSettings(embed_dim=16, channels=7, hidden=5), seed=2)
+    x = torch.randn(3, 30, 16)
+    assert conv_input(x).dtype == torch.float32 and torch.equal(conv_input(x), x.transpose(1, 2).contiguous())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert conv_input(x).dtype == torch.bfloat16
+        expected = _plain_pooled(x, model.convs)           # autocast's own casts
+        sparse = pooled_convolutions(x.clone().requires_grad_(), model.convs)
+        with torch.no_grad():
+            plain = pooled_convolutions(x, model.convs)
+    assert expected.dtype == sparse.dtype == plain.dtype == torch.bfloat16
+    assert torch.equal(sparse, expected) and torch.equal(plain, expected)
+
+
 def test_convolutions_pruned_with_torch_hooks_train_through_their_masked_weights():
     """``torch.nn.utils.prune`` recomputes ``conv.weight`` in a forward pre-hook, which
     the sparse path (it reads the weights without calling the module) would skip: such
     convolutions take the plain path, step after step, with the mask in force."""
-    model = init_model(60, ModelSettings(embed_dim=8, channels=3, hidden=4), seed=0)
+    # Wide enough that no filter or hidden unit is dead for any batch (a 3-filter, 4-unit
+    # model failed the non-zero gradient check for 6 of 200 random batches).
+    model = init_model(60, ModelSettings(embed_dim=8, channels=6, hidden=16), seed=0)
     for conv in model.convs:
         torch.nn.utils.prune.l1_unstructured(conv, "weight", amount=0.5)
-    tokens, labels = torch.randint(1, 60, (4, 12)), torch.tensor([0, 1, 0, 1])
+    tokens = torch.randint(1, 60, (4, 12), generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor([0, 1, 0, 1])
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     for _ in range(3):                         # a stale weight fails the second backward
         opt.zero_grad()

@@ -5,6 +5,7 @@
 - :mod:`~lottery.engine.masks`    masks, layerwise magnitude pruning, random-pruning control (§4.3.2)
 - :mod:`~lottery.engine.starts`   how survivors start and how the next mask is chosen (the strategy table's functions)
 - :mod:`~lottery.engine.devices`  device names, deterministic CUDA settings, one GPU per Dask worker
+- :mod:`~lottery.engine.allocator` freed memory kept in the process (glibc's mallopt): no page faults per step
 - :mod:`~lottery.engine.train`    the one masked training loop with early stopping (§5.1)
 - :mod:`~lottery.engine.durable`  files written whole (synced) or not at all; a full disk or a torn file named
 - :mod:`~lottery.engine.encoded`  a domain's splits as token ids, encoded once and shared through the cache

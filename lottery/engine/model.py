@@ -70,9 +70,7 @@ class ConvMax(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, *weights: torch.Tensor) -> torch.Tensor:
-        # A contiguous (B, d, L) copy: oneDNN's conv1d is ~15% faster on it than on the
-        # transposed view, with bitwise-identical results (tests/test_bench.py checks).
-        xt = x.transpose(1, 2).contiguous()
+        xt = conv_input(x)
         pooled, winners = zip(*(F.conv1d(xt, w, b).max(dim=2) for w, b in zip(weights[::2], weights[1::2])))
         ctx.save_for_backward(x, *weights, *winners)
         return torch.cat(pooled, dim=1)
@@ -85,8 +83,8 @@ class ConvMax(torch.autograd.Function):
         (batch, length, d) = x.shape
         select, taps = winning_windows(g, weights, winners, length)
         with torch.autocast(x.device.type, enabled=False):    # a backward called inside autocast
-            grad_taps = torch.sparse.mm(select, x.reshape(batch * length, d))     # (Σ C·h, d)
-            grad_x = torch.sparse.mm(select.t(), taps)                             # (B·L, d)
+            grad_taps = sparse_product(select, x.reshape(batch * length, d))     # (Σ C·h, d)
+            grad_x = sparse_product(select.t().to_sparse_csr(), taps)            # (B·L, d)
         grads: list[torch.Tensor] = []
         rows = grad_taps.split([w.shape[0] * w.shape[2] for w in weights])
         for w, grad, g_h in zip(weights, rows, g.split([w.shape[0] for w in weights], dim=1)):
@@ -122,6 +120,18 @@ def winning_windows(g: torch.Tensor, weights: list[torch.Tensor], winners: list[
     return select, torch.cat(tap_rows)
 
 
+def sparse_product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a @ b`` for a CSR matrix ``a`` and a dense ``b``, written once into a new tensor.
+
+    The same bits as ``torch.sparse.mm(a, b)``, which zero-fills its result and copies
+    it once more: that is ~half the time of the input-gradient product at paper width
+    (tests/test_model.py checks the bits; with ``beta=0`` the uninitialised ``out`` is
+    never read).
+    """
+    out = torch.empty((a.shape[0], b.shape[1]), dtype=b.dtype, device=b.device)
+    return torch.addmm(out, a, b, beta=0, out=out)
+
+
 def pooled_convolutions(x: torch.Tensor, convs: nn.ModuleList) -> torch.Tensor:
     """Each convolution of ``x`` (B, L, d), 1-max pooled over time and concatenated:
     (B, Σ C). :class:`ConvMax` where it is the fast path (CPU, gradients needed), else
@@ -131,8 +141,21 @@ def pooled_convolutions(x: torch.Tensor, convs: nn.ModuleList) -> torch.Tensor:
     hooked = any(conv._forward_pre_hooks or conv._forward_hooks for conv in convs)
     if x.device.type == "cpu" and torch.is_grad_enabled() and not hooked:
         return ConvMax.apply(x, *(t for conv in convs for t in (conv.weight, conv.bias)))
-    xt = x.transpose(1, 2).contiguous()       # (B, d, L), see ConvMax.forward
+    xt = conv_input(x)
     return torch.cat([conv(xt).amax(dim=2) for conv in convs], dim=1)   # no indices: ~8x cheaper
+
+
+def conv_input(x: torch.Tensor) -> torch.Tensor:
+    """``x`` (B, L, d) as the convolutions' input: a contiguous (B, d, L) copy (oneDNN's
+    conv1d is ~15% faster on it than on the transposed view, bitwise the same; see
+    tests/test_bench.py). Under bfloat16 autocast the cast comes first, on the
+    contiguous (B, L, d) tensor, and the copy moves half the bytes; autocast would
+    otherwise cast the float32 input once per kernel height. Same bits either way
+    (tests/test_model.py)."""
+    kind = x.device.type
+    if torch.is_autocast_enabled(kind):
+        x = x.to(torch.get_autocast_dtype(kind))
+    return x.transpose(1, 2).contiguous()
 
 
 #: Bits per keep-or-drop draw in :func:`dropout_noise` (three draws per 63-bit integer).

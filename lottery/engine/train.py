@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lottery.config import ModelSettings, TrainSettings
+from lottery.engine.allocator import keep_freed_memory
 from lottery.engine.devices import check_device, deterministic, device_name
 from lottery.engine.masks import Mask, apply_mask
 from lottery.engine.model import TextCNN, pad_length
@@ -273,6 +274,7 @@ def train_models(models: Sequence[TextCNN], masks: Sequence[Mask], train: Encode
     """
     device, amp, k = settings.device, settings.autocast_dtype, len(models)
     check_device(device)
+    keep_freed_memory()        # no page faults for the per-step tensors (bitwise the same)
     with intra_op_threads(settings.threads), deterministic(device):
         for model, mask in zip(models, masks):
             apply_mask(model, mask)
