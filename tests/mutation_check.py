@@ -101,6 +101,7 @@ R_MUTATIONS = {
  "R9 workers are not asked for the store token": [(CLU, "    problem = store_problem(store_root, token)", "    problem = None")],
  "R10 trainings of a threaded worker run at once": [(CLU, "    with _ONE_TRAINING:", "    with contextlib.nullcontext():"),
                                                     (CLU, "import hashlib\n", "import contextlib\nimport hashlib\n")],
+ "R11 a step published without the publish lock": [("lottery/engine/store.py", """        with FileLock(self.path / ".locks" / f"{step.replace('/', '.')}.publish.lock"):""", """        with contextlib.nullcontext():""")],
 }
 
 #: The instability mutations (issue 25): each breaks one guarantee of the path.

@@ -59,6 +59,48 @@ def test_concurrent_writers_of_one_step_leave_exactly_one_consistent_step(tmp_pa
     assert sorted(p.name for p in (run.path / "reset").iterdir()) == ["round_01"]
 
 
+def test_a_writer_that_checked_before_another_published_does_not_win_too(tmp_path, monkeypatch):
+    """The interleaving forced: both writers find the step missing, the first publishes,
+    then the second goes on. Under the publish lock the second checks after the first has
+    published (the barrier times out) and keeps the first's step."""
+    import threading
+    import time
+
+    from lottery.engine.store import RunDir
+
+    real_done, barrier, local = RunDir.done, threading.Barrier(2, timeout=1.5), threading.local()
+
+    def done(self, step):
+        found = real_done(self, step)
+        if not getattr(local, "checked", False):
+            local.checked = True
+            try:
+                barrier.wait()
+            except threading.BrokenBarrierError:
+                pass
+            deadline = time.monotonic() + 1.5
+            while local.value == 1.0 and not real_done(self, step) and time.monotonic() < deadline:
+                time.sleep(0.01)
+        return found
+
+    monkeypatch.setattr(RunDir, "done", done)
+    run = RunStore(tmp_path).run("tickets", {"x": 1})
+    won = {}
+
+    def write(value):
+        local.value = value
+        won[value] = run.write_step("reset/round_01", {"acc": value}, {"w": {"w": torch.full((4,), value)}})
+
+    threads = [threading.Thread(target=write, args=(v,)) for v in (0.0, 1.0)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(won.values()) == 1, won
+    value = run.metrics("reset/round_01")["acc"]
+    assert won[value] and torch.equal(run.tensors("reset/round_01", "w")["w"], torch.full((4,), value))
+
+
 def _chain_counting_trainings(root: str, log: str, barrier) -> None:
     from lottery.engine import jobs
 

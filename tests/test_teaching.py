@@ -313,7 +313,7 @@ def test_the_instructor_page_is_in_the_book_and_covers_every_run_exercise():
     assert files.index("instructor") == files.index("reproduce") + 1
     page = (REPO / "book" / "instructor.md").read_text()
     for needle in ("lottery store export", "lottery store import", "--with-weights", '-y "domains: [books]"',
-                   "Colab", "Binder", "38.6 min", "830 s"):
+                   "Colab", "Binder", "36.6 min", "774 s"):
         assert needle in page, needle
     for ch in chapters.CHAPTERS:
         assert f"`{ch.name}`" in page and f"`{ch.source}`" in page

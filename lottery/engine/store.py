@@ -156,16 +156,22 @@ class RunDir:
         fsync_dir(tmp)
 
     def _publish(self, tmp: Path, final: Path, step: str) -> bool:
-        if self.done(step):
-            return False                      # first finished step wins
-        if final.exists():                    # a leftover without metrics: keep it aside
-            self._set_aside(final)
-        try:
-            os.rename(tmp, final)
-        except OSError as exc:                # another writer renamed its folder first
-            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not self.done(step):
-                raise
-            return False
+        # Under the step's publish lock (not the training lock of :meth:`lock`, which the
+        # caller may hold): without it a second writer could find ``done`` false, then
+        # the first writer's just-renamed folder, set it aside as a leftover and publish
+        # its own, and both would count as the winner.
+        (self.path / ".locks").mkdir(exist_ok=True)
+        with FileLock(self.path / ".locks" / f"{step.replace('/', '.')}.publish.lock"):
+            if self.done(step):
+                return False                  # first finished step wins
+            if final.exists():                # a leftover without metrics: keep it aside
+                self._set_aside(final)
+            try:
+                os.rename(tmp, final)
+            except OSError as exc:            # another writer renamed its folder first
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not self.done(step):
+                    raise
+                return False
         fsync_dir(final.parent)
         if self.on_step_written:
             self.on_step_written("stored", step)
