@@ -131,6 +131,8 @@ P_MUTATIONS = {
  "P6 weight gradient rows read in (h, C) order": [(MOD, "grad.view(channels, height, d).permute(0, 2, 1)", "grad.view(height, channels, d).permute(1, 2, 0)")],
  "P7 training gives freed memory back to the kernel": [("lottery/engine/train.py", "    keep_freed_memory()        #", "    pass        #")],
  "P8 bf16 autocast casts the input per kernel height": [(MOD, "    if torch.is_autocast_enabled(kind):\n        x = x.to(", "    if False:\n        x = x.to(")],
+ "P9 stacking benchmark: the K models share one mean loss": [("benchmarks/stacking.py", 'reduction="sum").div(len(y)).backward()', 'reduction="mean").backward()')],
+ "P10 stacking benchmark: the bound ignores the fixed cost": [("benchmarks/stacking.py", "saving = (K - 1) / K * fixed + ", "saving = ")],
 }
 
 MUTATIONS = {
@@ -185,6 +187,7 @@ for name, edits in {**MUTATIONS, **S_MUTATIONS, **R_MUTATIONS, **I_MUTATIONS, **
         assert text.count(old) >= 1, (name, path, old)
         open(f, "w").write(text.replace(old, new, 1))
     tests = (STATS_TESTS if name.startswith("S") else
+             ["tests/test_bench.py"] if name.startswith(("P9", "P10")) else
              P_TESTS if name.startswith("P") else
              ["tests/test_instability.py"] if name.startswith("I") else
              ["tests/test_cluster.py"] if name.startswith(("R9", "R10")) else

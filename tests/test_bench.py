@@ -251,3 +251,34 @@ def test_the_course_projection_counts_every_training_of_the_plan(monkeypatch):
     got = course.projection(s, 2.0, 131.0)
     assert {c: v["trainings"] for c, v in got["chapters"].items()} == plan.profile_networks(s)
     assert got["total_s"] > 0
+
+
+def test_the_stacking_benchmark_times_the_same_training_both_ways(tmp_path):
+    """benchmarks/stacking.py compares K separate steps with one stacked step: both must be
+    the same training (each model its own mean-loss gradient), and the reported upper bound
+    must follow from the measured numbers it prints."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import stacking
+
+    settings = replace(COURSE, embed_dropout=0.0)          # one noise draw per model vs shared: not the point here
+    separate = [init_model(300, settings, seed) for seed in range(3)]
+    stacked_nets = [init_model(300, settings, seed) for seed in range(3)]
+    step_a = stacking.separate_step(separate, 1e-2, 1e-5)
+    step_b, stacked = stacking.stacked_step(stacked_nets, 1e-2, 1e-5)
+    g = torch.Generator().manual_seed(1)
+    for _ in range(3):
+        x, y = torch.randint(1, 300, (8, 20), generator=g), torch.randint(0, 2, (8,), generator=g)
+        step_a(x, y)
+        step_b(x, y)
+    for net, state in zip(separate, stacked.state_dicts()):
+        for name, value in net.state_dict().items():
+            assert torch.allclose(value, state[name], atol=1e-5), name
+    assert not torch.allclose(separate[0].hidden.weight, separate[1].hidden.weight)   # K different networks
+
+    r = stacking.main(["--reps", "1", "--out", str(tmp_path / "s.json")])
+    assert json.loads((tmp_path / "s.json").read_text())["k"] == r["k"] == 3
+    step, fixed = r["ms_per_network_step"]["separate"], r["fixed_ms_per_network_step"]
+    conv = r["conv_forward_ms"]
+    saving = 2 / 3 * fixed + max(conv["separate"] - conv["grouped"], 0.0) / 3
+    assert r["upper_bound_speedup_any_stacked_engine"] == pytest.approx(step / (step - saving))
+    assert r["upper_bound_speedup_any_stacked_engine"] >= 1.0

@@ -15,8 +15,10 @@ batch: their weights are stacked along a new leading axis and
 The maths is that of K separate models; the floating-point summation order of the
 grouped convolution differs, so results agree to float tolerance, not bitwise
 (``tests/test_bench.py`` checks logits, gradients and trained results). On the 2-core
-CPU it measured no faster than separate training (course book: 587 s vs 598 s); it is
-kept for GPUs, where K small networks per kernel launch fill the device better. The
+CPU it measured no faster than separate engine-2 training (course book: 587 s vs 598 s)
+and is ~2x slower per step than separate networks with the engine's sparse convolution
+backward, which it does not use (``benchmarks/stacking.py``); it is kept for GPUs, where
+K small networks per kernel launch fill the device better. The
 training loop (:func:`lottery.engine.train.train_models`) uses it when given K > 1 models; the
 ticket engine does so when ``TrainSettings.stack_strategies`` is set (round r of a
 (domain, seed)'s strategies in lockstep, see :mod:`lottery.engine.jobs`).
