@@ -3,7 +3,7 @@
     python benchmarks/stacking.py            # ~1 min, one thread
 
 Three measurements at course width (the ``course`` profile's model, vocabulary size and
-max_len; random token ids at full length; batch 32; fused Adam as the engine runs it;
+max_len; random token ids at full length; batch 32; the engine's own training step, ``masked_step``;
 dense networks: the mask multiply after each step costs the same per network either way):
 
 1. ms per network and training step: K = 3 separate engine networks (the sparse 1-max
@@ -38,8 +38,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench import describe, machine, save_and_print  # noqa: E402
 from lottery import config  # noqa: E402
+from lottery.config import TrainSettings  # noqa: E402
 from lottery.engine.model import TextCNN, init_model  # noqa: E402
 from lottery.engine.stacked import StackedTextCNN  # noqa: E402
+from lottery.engine.train import make_optimizer, masked_step  # noqa: E402
 from lottery.experiment import validate  # noqa: E402
 
 K, BATCH = 3, 32
@@ -56,31 +58,21 @@ def median_ms(f, reps: int, warm: int = 5) -> float:
     return 1e3 * statistics.median(times)
 
 
-def separate_step(nets: list[TextCNN], lr: float, wd: float):
-    """One training step of each of ``nets`` on a batch, one after the other."""
-    opts = [torch.optim.Adam(n.parameters(), lr=lr, weight_decay=wd, fused=True) for n in nets]
+def separate_step(nets: list[TextCNN], train: TrainSettings):
+    """The engine's training step (:func:`masked_step`) for each of ``nets``, one after the other."""
+    opts = [make_optimizer(net, train) for net in nets]
 
     def step(x, y):
         for net, opt in zip(nets, opts):
-            opt.zero_grad(set_to_none=True)
-            F.cross_entropy(net(x), y).backward()
-            opt.step()
+            masked_step(net, opt, [], x, y)
     return step
 
 
-def stacked_step(nets: list[TextCNN], lr: float, wd: float):
-    """The same steps with ``nets`` stacked into one module; returns (step, stacked module)."""
-    k = len(nets)
+def stacked_step(nets: list[TextCNN], train: TrainSettings):
+    """The same step with ``nets`` stacked into one module; returns (step, stacked module)."""
     net = StackedTextCNN(nets)
-    opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=wd, fused=True)
-
-    def step(x, y):
-        opt.zero_grad(set_to_none=True)
-        logits = net(x)                                          # (K, B, classes)
-        # Summed over the K models: each model's gradient is its own mean-loss gradient.
-        F.cross_entropy(logits.reshape(k * len(y), -1), y.repeat(k), reduction="sum").div(len(y)).backward()
-        opt.step()
-    return step, net
+    opt = make_optimizer(net, train)
+    return (lambda x, y: masked_step(net, opt, [], x, y)), net
 
 
 def main(argv=None) -> dict:
@@ -96,9 +88,8 @@ def main(argv=None) -> dict:
                for _ in range(20)]
 
     # 1. separate vs stacked, per network and step
-    lr, wd = s.train.lr, s.train.weight_decay
-    paths = {"separate": separate_step([init_model(vocab, ms, seed) for seed in range(K)], lr, wd),
-             "stacked": stacked_step([init_model(vocab, ms, seed) for seed in range(K)], lr, wd)[0]}
+    paths = {"separate": separate_step([init_model(vocab, ms, seed) for seed in range(K)], s.train),
+             "stacked": stacked_step([init_model(vocab, ms, seed) for seed in range(K)], s.train)[0]}
     for f in paths.values():
         for x, y in batches[:3]:
             f(x, y)
@@ -112,7 +103,7 @@ def main(argv=None) -> dict:
     ratios = [a / b for a, b in zip(per_step["separate"], per_step["stacked"])]
 
     # 2. fixed cost of one network's step (tiny batch)
-    one = separate_step([init_model(vocab, ms, seed) for seed in range(K)], lr, wd)
+    one = separate_step([init_model(vocab, ms, seed) for seed in range(K)], s.train)
     tiny = (torch.randint(1, vocab, (1, 8), generator=g), torch.randint(0, 2, (1,), generator=g))
     fixed = median_ms(lambda: one(*tiny), 60) / K
 

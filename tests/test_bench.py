@@ -263,8 +263,9 @@ def test_the_stacking_benchmark_times_the_same_training_both_ways(tmp_path):
     settings = replace(COURSE, embed_dropout=0.0)          # one noise draw per model vs shared: not the point here
     separate = [init_model(300, settings, seed) for seed in range(3)]
     stacked_nets = [init_model(300, settings, seed) for seed in range(3)]
-    step_a = stacking.separate_step(separate, 1e-2, 1e-5)
-    step_b, stacked = stacking.stacked_step(stacked_nets, 1e-2, 1e-5)
+    train = TrainSettings(lr=1e-2, weight_decay=1e-5)
+    step_a = stacking.separate_step(separate, train)
+    step_b, stacked = stacking.stacked_step(stacked_nets, train)
     g = torch.Generator().manual_seed(1)
     for _ in range(3):
         x, y = torch.randint(1, 300, (8, 20), generator=g), torch.randint(0, 2, (8,), generator=g)
